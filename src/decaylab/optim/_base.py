@@ -1,0 +1,170 @@
+"""Shared machinery for decaylab's optimizers.
+
+``ValidatedOptimizer`` checks every hyper-parameter with an error that names it: at construction,
+in ``add_param_group`` and again at the start of every ``step`` (groups can be edited in between),
+so a bad value never leaves a step half-applied.
+
+``DecoupledOptimizer`` adds per-group decoupled decay options and the reference weights used by
+``rule="toward_reference"``, kept in ``state[p]["reference"]`` so they travel with ``state_dict``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import torch
+from torch import Tensor
+from torch.optim import Optimizer
+from torch.utils._foreach_utils import _get_foreach_kernels_supported_devices
+
+from decaylab.optim._decay import (
+    ReferenceSource,
+    check_group_decay,
+    group_needs_reference,
+    references_for,
+    resolve_references,
+)
+from decaylab.optim._validation import check_no_sparse_grads, check_optional_bool
+
+
+def _materialize_params(params: Any) -> list[Any]:
+    if isinstance(params, Tensor):
+        raise TypeError(
+            "params: expected an iterable of Tensors or of param-group dicts (e.g. model.parameters()), "
+            "got a single Tensor; wrap it in a list"
+        )
+    try:
+        items = list(params)
+    except TypeError:
+        raise TypeError(
+            f"params: expected an iterable of Tensors or of param-group dicts, got {type(params).__name__}"
+        ) from None
+    if not items:
+        raise ValueError("params: got an empty parameter list; pass model.parameters() or a list of param-group dicts")
+    return items
+
+
+def _group_params(param_group: Any) -> list[Tensor]:
+    if not isinstance(param_group, dict):
+        raise TypeError(f"param group: expected a dict with a 'params' key, got {type(param_group).__name__}")
+    if "params" not in param_group:
+        raise ValueError("param group: missing the 'params' key")
+    raw = param_group["params"]
+    params = [raw] if isinstance(raw, Tensor) else list(raw)
+    for p in params:
+        if not isinstance(p, Tensor):
+            raise TypeError(f"params: expected Tensors, got {type(p).__name__}")
+        if not p.is_leaf:
+            raise ValueError(
+                "params: can't optimize a non-leaf Tensor (one computed from others); pass model parameters"
+            )
+        if not (p.is_floating_point() or p.is_complex()):
+            raise TypeError(f"params: expected floating-point tensors, got dtype {p.dtype}")
+    return params
+
+
+def resolve_foreach(foreach: bool | None, params: Iterable[Tensor]) -> bool:
+    """``foreach=None`` picks the multi-tensor path on devices with foreach kernels (CUDA), like torch.optim."""
+    if foreach is not None:
+        return foreach
+    supported = _get_foreach_kernels_supported_devices()
+    params = list(params)
+    return bool(params) and all(p.device.type in supported for p in params)
+
+
+class ValidatedOptimizer(Optimizer):
+    """A torch.optim.Optimizer whose groups are checked by :meth:`_check_group` before any use."""
+
+    def __init__(self, params: Any, defaults: dict[str, Any]) -> None:
+        super().__init__(_materialize_params(params), defaults)
+
+    def _check_group(self, group: dict[str, Any]) -> None:
+        """Raise ValueError/TypeError naming the key if ``group`` holds an invalid value."""
+        check_optional_bool("foreach", group.get("foreach"))
+        if not isinstance(group.get("maximize", False), bool):
+            raise TypeError(f"maximize: expected True or False, got {group['maximize']!r}")
+
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        params = _group_params(param_group)
+        seen = {id(p) for group in self.param_groups for p in group["params"]}
+        if any(id(p) in seen for p in params):
+            raise ValueError(
+                "params: a parameter appears in more than one param group; each parameter may belong to one group only"
+            )
+        if len({id(p) for p in params}) != len(params):
+            raise ValueError("params: a parameter appears twice in the same param group")
+        self._check_group({**self.defaults, **param_group, "params": params})
+        param_group["params"] = params
+        super().add_param_group(param_group)
+
+    def _check_before_step(self) -> None:
+        """Re-check every group (they may have been edited) and reject sparse gradients."""
+        for group in self.param_groups:
+            self._check_group(group)
+        check_no_sparse_grads(type(self).__name__, self.param_groups)
+
+    @staticmethod
+    def _params_with_grad(group: dict[str, Any]) -> tuple[list[Tensor], list[Tensor]]:
+        params = [p for p in group["params"] if p.grad is not None]
+        return params, [p.grad for p in params]
+
+
+class DecoupledOptimizer(ValidatedOptimizer):
+    """Adds decoupled decay options (``weight_decay``, ``weight_norm``, ``rule``, ``l1_decay``,
+    ``scale``) per group and the stored references for ``rule="toward_reference"``."""
+
+    def __init__(self, params: Any, defaults: dict[str, Any], reference: ReferenceSource = None) -> None:
+        self._references_ready = False
+        super().__init__(params, defaults)
+        if reference is not None:
+            self.set_reference(reference)
+        else:
+            self._snapshot_missing_references()
+        self._references_ready = True
+
+    def _check_group(self, group: dict[str, Any]) -> None:
+        super()._check_group(group)
+        check_group_decay(group)
+
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        super().add_param_group(param_group)
+        param_group.setdefault("initial_lr", param_group["lr"])
+        if self._references_ready:
+            self._snapshot_missing_references()
+
+    def set_reference(self, reference: ReferenceSource = None) -> None:
+        """Store the weights that ``rule="toward_reference"`` decays toward.
+
+        ``reference`` is ``None`` (snapshot the current weights of every parameter), a sequence of
+        tensors with one entry per parameter in param-group order, or a mapping parameter -> tensor.
+        Every shape is checked before anything is stored.
+        """
+        params = [p for group in self.param_groups for p in group["params"]]
+        for p, ref in zip(params, resolve_references(params, reference), strict=True):
+            self.state[p]["reference"] = ref
+
+    def _snapshot_missing_references(self) -> None:
+        params = [
+            p
+            for group in self.param_groups
+            if group_needs_reference(group)
+            for p in group["params"]
+            if "reference" not in self.state.get(p, {})
+        ]
+        for p, ref in zip(params, resolve_references(params, None), strict=True):
+            self.state[p]["reference"] = ref
+
+    def _references(self, group: dict[str, Any], params: list[Tensor]) -> list[Tensor] | None:
+        if not group_needs_reference(group):
+            return None
+        return references_for(params, lambda p: self.state.get(p, {}).get("reference"))
+
+    def _check_before_step(self) -> None:
+        super()._check_before_step()
+        for group in self.param_groups:
+            self._references(group, group["params"])
+
+
+def zeros_state_like(p: Tensor) -> Tensor:
+    return torch.zeros_like(p, memory_format=torch.preserve_format)

@@ -1,0 +1,27 @@
+"""Coupled decay: terms that enter the gradient (and so momentum and Adam's moments).
+
+    g~ = g + lam * w                                   (coupled L2, torch.optim.SGD/Adam's weight_decay)
+
+These functions return new gradient tensors and never write to ``.grad``.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+
+def coupled_l2(grads: list[Tensor], params: list[Tensor], weight_decay: float, *, foreach: bool) -> list[Tensor]:
+    """Return ``g + lam * w`` for every pair (new tensors; the inputs are left alone)."""
+    if foreach:
+        return list(torch._foreach_add(grads, params, alpha=weight_decay))
+    return [g.add(w, alpha=weight_decay) for g, w in zip(grads, params, strict=True)]
+
+
+def coupled_l2_(grads: list[Tensor], params: list[Tensor], weight_decay: float, *, foreach: bool) -> None:
+    """In place: ``g += lam * w``. For gradient buffers the caller owns (not ``.grad`` of a user)."""
+    if foreach:
+        torch._foreach_add_(grads, params, alpha=weight_decay)
+    else:
+        for g, w in zip(grads, params, strict=True):
+            g.add_(w, alpha=weight_decay)
