@@ -48,10 +48,10 @@ def one_step(title, make_optimizer, regularizer_p=None):
     print(f"## {title}")
     model, _imgs, _true = reset()
     out = model(_imgs)
-    l = loss(out, _true) * 0  # noqa: E741 (the seed's name)
+    l = loss(out, _true) * 0
     if regularizer_p is not None:
         regularizer = WeightRegularization(model, weight_decay=0.1, p=regularizer_p)
-        l = l + regularizer.penalty()  # noqa: E741
+        l = l + regularizer.penalty()
         print(l)
     l.backward()
     print(model.conv1.weight.grad)

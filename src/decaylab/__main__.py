@@ -1,0 +1,3 @@
+from decaylab.cli import main
+
+main()
