@@ -108,11 +108,11 @@ class WeightRegularization:
     @torch.no_grad()
     def add_to_grad(self, *, foreach: bool | None = None) -> None:
         """``w.grad += lam * p * |w|**(p-1) * sign(w)`` for each covered parameter (creates ``.grad`` if None)."""
-        if self.weight_decay == 0 or not self.params:
-            return
-        for w in self.params:
+        for w in self.params:  # as after autograd's backward: every covered parameter has a .grad
             if w.grad is None:
                 w.grad = torch.zeros_like(w)
+        if self.weight_decay == 0 or not self.params:
+            return
         grads = [w.grad for w in self.params]
         use_foreach = foreach if foreach is not None else False
         if self.p == 2 and use_foreach:

@@ -26,7 +26,8 @@ class DiagonalQuadratic(nn.Module):
             )
         if not all(math.isfinite(c) and c >= 0 for c in curvatures):
             raise ValueError(f"curvatures: expected finite numbers >= 0, got {curvatures!r}")
-        self.register_buffer("curvatures", torch.tensor(curvatures, dtype=torch.get_default_dtype()))
+        # Python floats, not a buffer: they take the weights' dtype exactly (0.1 stays 0.1 in float64)
+        self.curvatures: tuple[float, ...] = tuple(float(c) for c in curvatures)
         for i, value in enumerate(init, start=1):
             setattr(self, f"w_{i}", nn.Parameter(torch.tensor([float(value)])))
 
@@ -35,7 +36,7 @@ class DiagonalQuadratic(nn.Module):
         return [getattr(self, f"w_{i}") for i in range(1, len(self.curvatures) + 1)]
 
     def forward_loss(self) -> Tensor:
-        return sum(c / 2 * w.pow(2).sum() for c, w in zip(self.curvatures, self.weights, strict=True))
+        return sum(c / 2 * w.pow(2).sum() for c, w in zip(self.curvatures, self.weights, strict=True))  # type: ignore[return-value]
 
     def forward(self) -> Tensor:
         return self.forward_loss()
@@ -43,6 +44,6 @@ class DiagonalQuadratic(nn.Module):
     def closed_form(self, steps: int, lr: float, coupled_weight_decay: float = 0.0) -> list[float]:
         """``w_i(t) = w_i(0) * (1 - lr * (c_i + lam))**t`` for plain GD (no momentum) with coupled decay."""
         return [
-            float(w.detach()) * (1 - lr * (float(c) + coupled_weight_decay)) ** steps
+            float(w.detach()) * (1 - lr * (c + coupled_weight_decay)) ** steps
             for c, w in zip(self.curvatures, self.weights, strict=True)
         ]
