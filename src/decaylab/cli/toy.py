@@ -95,7 +95,7 @@ def _summary_table(result: ToyResult) -> Table:
 
 
 def _reach(row: dict, steps: int) -> str:
-    if row["closed_form_error"] is None and row["closed_form_steps"] == 0:
+    if row["closed_form_steps"] == 0:
         return "none"
     return "all" if row["closed_form_steps"] == steps + 1 else f"0-{row['closed_form_steps'] - 1} *"
 

@@ -33,8 +33,9 @@ companion-type matrix and forcing
     M = \begin{pmatrix} a - \eta k & -\eta\mu \\ k & \mu \end{pmatrix},\qquad
     \beta = \begin{pmatrix} u - \eta v \\ v \end{pmatrix},
 
-so :math:`x_t = x^* + M^t (x_0 - x^*)` with the fixed point :math:`x^* = (I - M)^{-1}\beta`
-(:math:`\det(I - M) = (1-a)(1-\mu) + \eta k`). Cayley-Hamilton gives the power in closed form,
+so :math:`x_t = M^t x_0 + S_t \beta` with :math:`S_t = \sum_{j<t} M^j` (:func:`forcing_response`:
+spectral projectors times geometric sums, or :math:`(I - M^t)(I - M)^{-1}` through the fixed point).
+Cayley-Hamilton gives the power in closed form,
 
 .. math::
     M^t = U_t M - D\,U_{t-1} I, \qquad U_t = \frac{r_1^t - r_2^t}{r_1 - r_2} = \sum_{i=0}^{t-1} r_1^i r_2^{t-1-i},
@@ -205,35 +206,64 @@ def matrix_power_row(matrix: np.ndarray, t: np.ndarray) -> np.ndarray:
     return row
 
 
-def geometric_sum(r: float, t: np.ndarray) -> np.ndarray:
-    """``sum_{j<t} r**j`` = ``(1 - r**t) / (1 - r)`` (``t`` when ``r == 1``), accurate for ``r`` near 1."""
+def geometric_sum(sigma: float, t: np.ndarray) -> np.ndarray:
+    """``sum_{j<t} r**j`` for ``r = 1 - sigma``: ``(1 - r**t) / sigma`` (``t`` when ``sigma == 0``).
+
+    Takes ``sigma = 1 - r`` itself, computed by the caller without cancellation, and uses
+    ``expm1`` / ``log1p`` so the sum stays accurate when ``r`` is within rounding of 1.
+    """
     tf = np.asarray(t, dtype=np.float64)
-    if r == 1.0:
+    if sigma == 0.0:
         return tf
-    if 0.0 < r < 2.0:  # -expm1(t*log1p(r-1)) keeps the digits of 1 - r**t when r is near 1
-        with np.errstate(over="ignore"):
-            return -np.expm1(tf * np.log1p(r - 1.0)) / (1.0 - r)
     with np.errstate(over="ignore", invalid="ignore"):
-        return (1.0 - np.power(r, tf)) / (1.0 - r)
+        if -1.0 < sigma < 1.0:
+            return -np.expm1(tf * np.log1p(-sigma)) / sigma
+        return (1.0 - np.power(1.0 - sigma, tf)) / sigma
+
+
+def forcing_response(rec: Recurrence, t: np.ndarray) -> np.ndarray:
+    """``w``-component of ``S_t beta`` with ``S_t = sum_{j<t} M^j``: what the constant forcing adds.
+
+    With real, well separated eigenvalues ``r_i = 1 - sigma_i`` this is ``sum_i P_i g(sigma_i, t) beta``
+    (``P_i`` the spectral projectors, ``g`` :func:`geometric_sum`), where ``sigma_i`` are the roots of
+    ``sigma**2 - tr(I - M) sigma + det(I - M)``, both coefficients formed from the parameters without
+    cancellation; this stays exact when an eigenvalue is within rounding of 1 (a nearly flat coordinate
+    with a constant L1 push). Otherwise (complex or nearly equal roots, which keep ``det(I - M)`` away
+    from 0 for momentum < 1) it is ``(I - M^t) x*`` with the fixed point ``x* = (I - M)^{-1} beta``.
+    """
+    matrix, beta = rec.matrix, rec.forcing
+    det = (1.0 - rec.a) * (1.0 - rec.momentum) + rec.lr * rec.k  # det(I - M)
+    trace = (1.0 - rec.a) + rec.lr * rec.k + (1.0 - rec.momentum)  # tr(I - M)
+    disc = trace * trace - 4.0 * det
+    if disc > 0.0 and trace > 0.0:
+        gap = np.sqrt(disc)
+        if gap > 1e-4 * max(abs(1.0 - trace / 2.0), 1e-300):
+            sigma_a = 0.5 * (trace + gap)
+            sigma_b = det / sigma_a
+            first_row = matrix[0]  # (M - r_b I)[0] / (r_a - r_b), with r_a - r_b = sigma_b - sigma_a = -gap
+            proj_a = (first_row - np.array([1.0 - sigma_b, 0.0])) / -gap
+            proj_b = (first_row - np.array([1.0 - sigma_a, 0.0])) / gap
+            return (
+                np.outer(geometric_sum(sigma_a, t), proj_a @ beta)[:, 0]
+                + np.outer(geometric_sum(sigma_b, t), proj_b @ beta)[:, 0]
+            )
+    fixed = np.linalg.solve(np.eye(2) - matrix, beta)
+    return fixed[0] - matrix_power_row(matrix, t) @ fixed
 
 
 def affine_path(rec: Recurrence, w0: float, steps: int) -> np.ndarray:
-    """``w_t`` for ``t = 0..steps`` of the affine recurrence (ignoring ``validity``)."""
+    """``w_t`` for ``t = 0..steps`` of the affine recurrence (ignoring ``validity``):
+    ``w_t = (M^t x_0)_w + (S_t beta)_w`` with ``x_0 = (w0, 0)``."""
     t = np.arange(steps + 1)
     if rec.momentum == 0.0:
-        r = rec.a - rec.lr * rec.k
+        sigma = (1.0 - rec.a) + rec.lr * rec.k  # 1 - r without cancellation
         with np.errstate(over="ignore", invalid="ignore"):
-            return np.power(r, t.astype(np.float64)) * w0 + (rec.u - rec.lr * rec.v) * geometric_sum(r, t)
-    matrix, beta = rec.matrix, rec.forcing
-    x0 = np.array([w0, 0.0])
-    if not beta.any():
-        return matrix_power_row(matrix, t) @ x0
-    if (1.0 - rec.a) * (1.0 - rec.momentum) + rec.lr * rec.k == 0.0:  # det(I - M): no fixed point
-        # a = 1 and k = 0 (a flat coordinate, no L2-type term): b_t = v (1 - mu^(t+1)) / (1 - mu)
-        mu, tf = rec.momentum, t.astype(np.float64)
-        return w0 + tf * rec.u - rec.lr * rec.v / (1 - mu) * (tf - mu * geometric_sum(mu, t))
-    fixed = np.linalg.solve(np.eye(2) - matrix, beta)
-    return fixed[0] + matrix_power_row(matrix, t) @ (x0 - fixed)
+            homogeneous = np.power(rec.a - rec.lr * rec.k, t.astype(np.float64)) * w0
+            return homogeneous + (rec.u - rec.lr * rec.v) * geometric_sum(sigma, t)
+    homogeneous = matrix_power_row(rec.matrix, t) @ np.array([w0, 0.0])
+    if not rec.forcing.any():
+        return homogeneous
+    return homogeneous + forcing_response(rec, t)
 
 
 def closed_form_path(rec: Recurrence, w0: float, steps: int) -> np.ndarray:

@@ -26,14 +26,17 @@ def _marker_steps(steps: int, count: int = MARKERS) -> np.ndarray:
     return np.unique(np.linspace(0, steps, min(count, steps + 1)).round().astype(int))
 
 
-def _closed_form_handle() -> Line2D:
-    return Line2D([], [], linestyle="none", marker="o", markerfacecolor="none", color="0.3", label="closed form")
+def _closed_form_handles(result: ToyResult) -> list[Line2D]:
+    """The legend entry for the hollow closed-form markers, if any path has a closed form."""
+    if all(p.closed_form is None for p in result.paths):
+        return []
+    return [Line2D([], [], linestyle="none", marker="o", markerfacecolor="none", color="0.3", label="closed form")]
 
 
 def _settings_text(result: ToyResult) -> str:
     c = result.config
     curv = ", ".join(f"{v:g}" for v in c.curvatures)
-    return f"curvatures ({curv}), lr {c.lr:g}, momentum {c.momentum:g}, base {c.base}, scale {c.scale}"
+    return f"curvatures ({curv}), lr {c.lr:g}, momentum {c.momentum:g}, base {c.base}, scale {c.scale}, {c.dtype}"
 
 
 def _legend_outside(ax, handles: list) -> None:
@@ -72,7 +75,7 @@ def plot_paths(result: ToyResult, path: Path) -> Path:
             )
     ax.plot(0, 0, marker="+", color="k", markersize=12, linestyle="none")
     handles += [
-        _closed_form_handle(),
+        *_closed_form_handles(result),
         Line2D([], [], linestyle="none", marker="*", color="k", markersize=10, label="start"),
         Line2D([], [], linestyle="none", marker="s", color="0.3", label=f"after {config.steps} steps"),
         Line2D([], [], linestyle="none", marker="+", color="k", markersize=10, label="loss minimum"),
@@ -95,15 +98,18 @@ def plot_loss(result: ToyResult, path: Path) -> Path:
     handles = []
     steps = np.arange(result.config.steps + 1)
     for p, color in zip(result.paths, _colors(len(result.paths)), strict=True):
-        with np.errstate(divide="ignore"):
-            shown = np.where(p.loss > 0, p.loss, np.nan)
-        (line,) = ax.plot(steps, shown, color=color, linewidth=1.6, label=p.method.label)
+        shown = np.where(p.loss > 0, p.loss, np.nan)  # log axis: an exact 0 has no place, say so in the legend
+        label = p.method.label
+        zeros = np.flatnonzero(p.loss == 0)
+        if zeros.size and (p.loss[zeros[0] :] == 0).all():
+            label += f" (exactly 0 from step {zeros[0]})"
+        (line,) = ax.plot(steps, shown, color=color, linewidth=1.6, label=label)
         handles.append(line)
         if p.closed_form is not None:
             idx = _marker_steps(result.config.steps)
             predicted = quadratic_loss(result.config.curvatures, p.closed_form[idx])
             ax.plot(idx, np.where(predicted > 0, predicted, np.nan), "o", markerfacecolor="none", color=color)
-    handles.append(_closed_form_handle())
+    handles += _closed_form_handles(result)
     ax.set_yscale("log")
     ax.set_xlabel("step")
     ax.set_ylabel(r"loss $\sum_i c_i w_i^2 / 2$ (log scale; penalty terms not included)")
@@ -141,15 +147,17 @@ def plot_weights(result: ToyResult, path: Path, max_coordinates: int = 4) -> Pat
         with np.errstate(invalid="ignore"):
             error = np.nanmax(np.where(np.isfinite(p.closed_form), np.abs(p.weights - p.closed_form), np.nan), axis=1)
         err_ax.plot(steps, np.maximum(error, floor), color=color, linewidth=1.0)
+    if not any(p.closed_form is not None for p in result.paths):
+        err_ax.text(0.5, 0.5, f"no closed form ({config.base} base)", transform=err_ax.transAxes, ha="center")
     err_ax.set_yscale("log")
-    err_ax.set_ylabel("|measured - closed form|\n(max over coordinates)")
+    err_ax.set_ylabel(f"|measured - closed form|\n(max over coordinates;\n0 drawn at {floor:g})")
     err_ax.set_xlabel("step")
     err_ax.grid(True, which="major", alpha=0.3)
     handles = [
         Line2D([], [], color=color, linewidth=1.6, label=p.method.label)
         for p, color in zip(result.paths, colors, strict=True)
     ]
-    _legend_outside(axes[0], [*handles, _closed_form_handle()])
+    _legend_outside(axes[0], [*handles, *_closed_form_handles(result)])
     shown = "" if dims == config.dim else f" (first {dims} of {config.dim})"
     axes[0].set_title(f"Weights per step{shown}\n{_settings_text(result)}", fontsize=10)
     fig.savefig(path, dpi=110)

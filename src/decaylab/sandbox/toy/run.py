@@ -137,6 +137,7 @@ class ToyPath:
 
     ``closed_form`` has the same shape as ``weights`` with NaN where no closed form covers a step,
     or is ``None`` when the method has none at all (``closed_form_note`` says why).
+    ``closed_form_rows`` is how many rows (the start included) it covers in every coordinate.
     """
 
     method: MethodSpec
@@ -145,25 +146,21 @@ class ToyPath:
     penalty: np.ndarray
     closed_form: np.ndarray | None
     closed_form_note: str
+    closed_form_rows: int
 
     @property
     def diverged(self) -> bool:
         return not bool(np.all(np.isfinite(self.weights)))
 
     def closed_form_error(self) -> float | None:
-        """Largest ``|measured - closed form|`` over every step and coordinate the closed form covers."""
+        """Largest ``|measured - closed form|`` over every step and coordinate the closed form covers
+        (and, in a diverged run, where both are still finite)."""
         if self.closed_form is None:
             return None
-        covered = np.isfinite(self.closed_form)
+        covered = np.isfinite(self.closed_form) & np.isfinite(self.weights)  # a diverged run: finite part
         if not covered.any():
             return None
         return float(np.max(np.abs(self.weights[covered] - self.closed_form[covered])))
-
-    def covered_steps(self) -> int:
-        """How many recorded rows (the start included) the closed form covers in every coordinate."""
-        if self.closed_form is None:
-            return 0
-        return int(np.isfinite(self.closed_form).all(axis=1).sum())
 
 
 @dataclass
@@ -176,9 +173,10 @@ class ToyResult:
 _LIMITS = {"until_sign_change": "sign flip", "until_clamp": "at 0, momentum"}
 
 
-def closed_form_for(config: ToyConfig, spec: MethodSpec) -> tuple[np.ndarray | None, str]:
-    """The closed-form path of every coordinate (NaN where it does not reach), and a note on its reach."""
-    columns, gaps = [], []
+def closed_form_for(config: ToyConfig, spec: MethodSpec) -> tuple[np.ndarray | None, str, int]:
+    """The closed-form path of every coordinate (NaN where it does not reach), a note on its reach,
+    and how many rows it covers in every coordinate."""
+    columns, gaps, rows = [], [], config.steps + 1
     for i, (c, w0) in enumerate(zip(config.curvatures, config.init, strict=True), start=1):
         rec = recurrence_for(
             spec.name,
@@ -191,23 +189,28 @@ def closed_form_for(config: ToyConfig, spec: MethodSpec) -> tuple[np.ndarray | N
             base=config.base,
         )
         if rec is None:
-            return None, f"no closed form: the {config.base} base is not affine"
+            return None, f"no closed form: the {config.base} base is not affine", 0
         column = closed_form_path(rec, w0, config.steps)
-        reach = int(np.isfinite(column).sum())
-        if reach <= config.steps:
-            gaps.append(f"w_{i} to step {reach - 1} ({_LIMITS[rec.validity]})")
+        if rec.validity != "always":  # (an "always" path may still overflow to inf in a diverging run)
+            reach = int(np.isfinite(column).sum())
+            if reach <= config.steps:
+                gaps.append(f"w_{i} to step {reach - 1} ({_LIMITS[rec.validity]})")
+                rows = min(rows, reach)
         columns.append(column)
     note = "all steps" if not gaps else "; ".join(gaps)
-    return np.stack(columns, axis=1), note
+    return np.stack(columns, axis=1), note, rows
 
 
 def run_method(config: ToyConfig, spec: MethodSpec) -> ToyPath:
     """Train ``spec`` for ``config.steps`` steps; record weights, data loss and penalty at every step."""
     dtype = DTYPES[config.dtype]
     model = DiagonalQuadratic(init=config.init, curvatures=config.curvatures).to(dtype)
-    # DiagonalQuadratic stores its curvatures in the default dtype (float32): 0.1 would stay
-    # 0.10000000149 after .to(float64). Store them exactly in the run's dtype.
+    # DiagonalQuadratic builds its weights and curvatures in the default dtype (float32): 0.1 would
+    # stay 0.10000000149 after .to(float64). Set them exactly in the run's dtype.
     model.curvatures = torch.tensor(config.curvatures, dtype=dtype)
+    with torch.no_grad():
+        for w, value in zip(model.weights, config.init, strict=True):
+            w.fill_(value)
     regularized = build_method(
         spec.name,
         model,
@@ -229,7 +232,7 @@ def run_method(config: ToyConfig, spec: MethodSpec) -> ToyPath:
         regularized.zero_grad()
         model.forward_loss().backward()
         regularized.step()
-    closed, note = closed_form_for(config, spec)
+    closed, note, rows = closed_form_for(config, spec)
     with np.errstate(over="ignore", invalid="ignore"):
         loss = quadratic_loss(config.curvatures, weights)
     return ToyPath(
@@ -239,6 +242,7 @@ def run_method(config: ToyConfig, spec: MethodSpec) -> ToyPath:
         penalty=penalty,
         closed_form=closed,
         closed_form_note=note,
+        closed_form_rows=rows,
     )
 
 
@@ -292,7 +296,7 @@ def summary_rows(result: ToyResult) -> list[dict[str, object]]:
                 "final_loss": float(p.loss[-1]),
                 "diverged": p.diverged,
                 "closed_form_error": p.closed_form_error(),
-                "closed_form_steps": p.covered_steps(),
+                "closed_form_steps": p.closed_form_rows,
                 "closed_form": p.closed_form_note,
             }
         )
