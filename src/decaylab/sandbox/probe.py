@@ -125,7 +125,7 @@ def builtin_probes(settings: ProbeSettings) -> list[Probe]:
             "AdamW l2 s=lr",
             "decaylab",
             "w -= lr*lam*w, Adam",
-            lambda p, s: AdamW(p, lr=s.lr, weight_decay=s.weight_decay),
+            lambda p, s: AdamW(p, lr=s.lr, weight_decay=s.weight_decay, scale="lr"),
         ),
         Probe("penalty L2 + SGD", "decaylab", "loss += lam*sum w^2", lambda p, s: torch.optim.SGD(p, lr=s.lr), 2.0),
         Probe("penalty L1 + SGD", "decaylab", "loss += lam*sum|w|", lambda p, s: torch.optim.SGD(p, lr=s.lr), 1.0),

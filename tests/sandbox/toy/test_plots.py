@@ -6,7 +6,7 @@ import matplotlib.image
 import numpy as np
 import pytest
 
-from decaylab.sandbox.toy.plots import plot_paths, write_plots
+from decaylab.sandbox.toy.plots import display_paths, plot_paths, write_plots
 from decaylab.sandbox.toy.run import ToyConfig, parse_methods, run_toy
 
 
@@ -45,4 +45,15 @@ def test_a_run_that_reaches_zero_loss_still_plots(tmp_path) -> None:
     config = ToyConfig(methods=parse_methods("proximal_l1:0.5", 0.0), lr=0.1, steps=30)  # both weights hit 0
     result = run_toy(config)
     assert result.paths[0].loss[-1] == 0.0
+    assert len(write_plots(result, tmp_path)) == 3
+
+
+def test_a_diverging_run_is_cut_and_labelled(tmp_path) -> None:
+    config = ToyConfig(curvatures=(300.0, 1.0), init=(1.0, 1.0), lr=0.01, steps=2000)  # |1 - lr*c| = 2
+    result = run_toy(config)
+    (none, label), _ = display_paths(result)
+    assert label.startswith("none (diverges; cut at step ")
+    cut = int(label.rsplit(" ", 1)[1].rstrip(")"))
+    assert np.isfinite(none.weights[:cut]).all()
+    assert np.isnan(none.weights[cut:]).all()
     assert len(write_plots(result, tmp_path)) == 3

@@ -7,15 +7,46 @@ built with :class:`matplotlib.figure.Figure` (no pyplot state, no GUI backend ne
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from decaylab.sandbox.toy.run import ToyResult, quadratic_loss
+from decaylab.sandbox.toy.run import ToyPath, ToyResult, quadratic_loss
 
 MARKERS = 16  # hollow closed-form markers per path
+
+
+DIVERGED = 1e6  # a path is cut where |w| exceeds this many times the start's scale
+
+
+def display_paths(result: ToyResult) -> list[tuple[ToyPath, str]]:
+    """Each path as drawn, with its legend label: a diverging path is cut (NaN) from the step where a
+    weight leaves ``DIVERGED`` times the start's scale or stops being finite, and its label says so."""
+    bound = DIVERGED * max(1.0, *(abs(w) for w in result.config.init))
+    shown = []
+    for p in result.paths:
+        with np.errstate(invalid="ignore"):
+            bad = ~(np.abs(p.weights) <= bound).all(axis=1)
+        if not bad.any():
+            shown.append((p, p.method.label))
+            continue
+        cut = int(np.flatnonzero(bad)[0])
+        weights, loss = p.weights.copy(), p.loss.copy()
+        weights[cut:], loss[cut:] = np.nan, np.nan
+        closed = None
+        if p.closed_form is not None:
+            closed = p.closed_form.copy()
+            closed[cut:] = np.nan
+        cut_path = replace(p, weights=weights, loss=loss, closed_form=closed)
+        shown.append((cut_path, f"{p.method.label} (diverges; cut at step {cut})"))
+    return shown
+
+
+def _last_finite(weights: np.ndarray) -> np.ndarray:
+    return weights[np.isfinite(weights).all(axis=1)][-1]
 
 
 def _colors(n: int) -> list[str]:
@@ -50,7 +81,8 @@ def plot_paths(result: ToyResult, path: Path) -> Path:
         raise ValueError("plot_paths needs at least 2 coordinates; use plot_weights for one")
     fig = Figure(figsize=(9.5, 6.0), layout="constrained")
     ax = fig.add_subplot()
-    finite = np.concatenate([p.weights[:, :2][np.isfinite(p.weights[:, :2]).all(axis=1)] for p in result.paths])
+    shown = display_paths(result)
+    finite = np.concatenate([p.weights[:, :2][np.isfinite(p.weights[:, :2]).all(axis=1)] for p, _ in shown])
     points = np.vstack([finite, [[0.0, 0.0]]])
     lo, hi = points.min(axis=0), points.max(axis=0)
     pad = 0.08 * np.maximum(hi - lo, 1e-12)
@@ -63,10 +95,10 @@ def plot_paths(result: ToyResult, path: Path) -> Path:
         contours = ax.contour(grid1, grid2, surface, levels=levels, colors="0.75", linewidths=0.8)
         ax.clabel(contours, contours.levels[::3], fmt="%.2g", fontsize=7)
     handles = []
-    for p, color in zip(result.paths, _colors(len(result.paths)), strict=True):
-        (line,) = ax.plot(p.weights[:, 0], p.weights[:, 1], color=color, linewidth=1.6, label=p.method.label)
+    for (p, label), color in zip(shown, _colors(len(shown)), strict=True):
+        (line,) = ax.plot(p.weights[:, 0], p.weights[:, 1], color=color, linewidth=1.6, label=label)
         ax.plot(*p.weights[0, :2], marker="*", color="k", markersize=11, linestyle="none")
-        ax.plot(*p.weights[-1, :2], marker="s", color=color, markersize=6, linestyle="none")
+        ax.plot(*_last_finite(p.weights)[:2], marker="s", color=color, markersize=6, linestyle="none")
         handles.append(line)
         if p.closed_form is not None:
             idx = _marker_steps(len(p.weights) - 1)
@@ -74,10 +106,12 @@ def plot_paths(result: ToyResult, path: Path) -> Path:
                 p.closed_form[idx, 0], p.closed_form[idx, 1], "o", markerfacecolor="none", color=color, markersize=7
             )
     ax.plot(0, 0, marker="+", color="k", markersize=12, linestyle="none")
+    cut = any(label != p.method.label for p, label in shown)
+    end_label = f"after {config.steps} steps" + (" (or where cut)" if cut else "")
     handles += [
         *_closed_form_handles(result),
         Line2D([], [], linestyle="none", marker="*", color="k", markersize=10, label="start"),
-        Line2D([], [], linestyle="none", marker="s", color="0.3", label=f"after {config.steps} steps"),
+        Line2D([], [], linestyle="none", marker="s", color="0.3", label=end_label),
         Line2D([], [], linestyle="none", marker="+", color="k", markersize=10, label="loss minimum"),
     ]
     _legend_outside(ax, handles)
@@ -97,9 +131,9 @@ def plot_loss(result: ToyResult, path: Path) -> Path:
     ax = fig.add_subplot()
     handles = []
     steps = np.arange(result.config.steps + 1)
-    for p, color in zip(result.paths, _colors(len(result.paths)), strict=True):
+    shown_paths = display_paths(result)
+    for (p, label), color in zip(shown_paths, _colors(len(shown_paths)), strict=True):
         shown = np.where(p.loss > 0, p.loss, np.nan)  # log axis: an exact 0 has no place, say so in the legend
-        label = p.method.label
         zeros = np.flatnonzero(p.loss == 0)
         if zeros.size and (p.loss[zeros[0] :] == 0).all():
             label += f" (exactly 0 from step {zeros[0]})"
@@ -129,10 +163,11 @@ def plot_weights(result: ToyResult, path: Path, max_coordinates: int = 4) -> Pat
     axes = fig.subplots(dims + 1, 1, sharex=True)
     steps = np.arange(config.steps + 1)
     idx = _marker_steps(config.steps)
-    colors = _colors(len(result.paths))
+    shown = display_paths(result)
+    colors = _colors(len(shown))
     for i in range(dims):
         ax = axes[i]
-        for p, color in zip(result.paths, colors, strict=True):
+        for (p, _), color in zip(shown, colors, strict=True):
             ax.plot(steps, p.weights[:, i], color=color, linewidth=1.4)
             if p.closed_form is not None:
                 ax.plot(idx, p.closed_form[idx, i], "o", markerfacecolor="none", color=color, markersize=6)
@@ -141,11 +176,11 @@ def plot_weights(result: ToyResult, path: Path, max_coordinates: int = 4) -> Pat
         ax.grid(True, alpha=0.3)
     err_ax = axes[-1]
     floor = 1e-18
-    for p, color in zip(result.paths, colors, strict=True):
+    for (p, _), color in zip(shown, colors, strict=True):
         if p.closed_form is None:
             continue
-        with np.errstate(invalid="ignore"):
-            error = np.nanmax(np.where(np.isfinite(p.closed_form), np.abs(p.weights - p.closed_form), np.nan), axis=1)
+        with np.errstate(invalid="ignore"):  # fmax skips NaN (steps the closed form does not cover), quietly
+            error = np.fmax.reduce(np.abs(p.weights - p.closed_form), axis=1)
         err_ax.plot(steps, np.maximum(error, floor), color=color, linewidth=1.0)
     if not any(p.closed_form is not None for p in result.paths):
         err_ax.text(0.5, 0.5, f"no closed form ({config.base} base)", transform=err_ax.transAxes, ha="center")
@@ -154,8 +189,7 @@ def plot_weights(result: ToyResult, path: Path, max_coordinates: int = 4) -> Pat
     err_ax.set_xlabel("step")
     err_ax.grid(True, which="major", alpha=0.3)
     handles = [
-        Line2D([], [], color=color, linewidth=1.6, label=p.method.label)
-        for p, color in zip(result.paths, colors, strict=True)
+        Line2D([], [], color=color, linewidth=1.6, label=label) for (_, label), color in zip(shown, colors, strict=True)
     ]
     _legend_outside(axes[0], [*handles, *_closed_form_handles(result)])
     shown = "" if dims == config.dim else f" (first {dims} of {config.dim})"

@@ -127,8 +127,9 @@ class ToyConfig:
 
 
 def quadratic_loss(curvatures: Sequence[float], weights: np.ndarray) -> np.ndarray:
-    """``sum_i c_i/2 * w_i**2`` along the last axis of ``weights``."""
-    return 0.5 * (np.asarray(weights) ** 2 * np.asarray(curvatures)).sum(axis=-1)
+    """``sum_i c_i/2 * w_i**2`` along the last axis of ``weights`` (inf / NaN for a diverged path, silently)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        return 0.5 * (np.asarray(weights) ** 2 * np.asarray(curvatures)).sum(axis=-1)
 
 
 @dataclass
@@ -233,12 +234,10 @@ def run_method(config: ToyConfig, spec: MethodSpec) -> ToyPath:
         model.forward_loss().backward()
         regularized.step()
     closed, note, rows = closed_form_for(config, spec)
-    with np.errstate(over="ignore", invalid="ignore"):
-        loss = quadratic_loss(config.curvatures, weights)
     return ToyPath(
         method=spec,
         weights=weights,
-        loss=loss,
+        loss=quadratic_loss(config.curvatures, weights),
         penalty=penalty,
         closed_form=closed,
         closed_form_note=note,
