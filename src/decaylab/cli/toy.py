@@ -15,7 +15,6 @@ from decaylab.cli._app import app
 from decaylab.cli.probe import Dtype, Scale, bad_parameter, write_outputs
 from decaylab.sandbox.methods import BASES, METHODS
 from decaylab.sandbox.probe import json_safe
-from decaylab.sandbox.toy.plots import write_plots
 from decaylab.sandbox.toy.run import ToyConfig, ToyResult, parse_methods, run_toy, summary_rows, write_csv
 
 Base = StrEnum("Base", [(b, b) for b in BASES])
@@ -79,7 +78,7 @@ def _summary_table(result: ToyResult) -> Table:
     table.add_column("cf error", justify="right", no_wrap=True)
     table.add_column("cf steps", no_wrap=True)
     for row in summary_rows(result):
-        weights = [f"{v:.5g}" for v in row["final_weights"]]
+        weights = [f"{v:.6g}" for v in row["final_weights"]]
         if dim > 3:
             weights = [", ".join(weights)]
         error = row["closed_form_error"]
@@ -173,6 +172,8 @@ def toy(
     if out is not None:
         written = write_outputs(out, {"toy_summary.json": json.dumps(json_safe(summary), indent=2, allow_nan=False)})
         written.append(write_csv(result, out / "toy_steps.csv"))
+        from decaylab.sandbox.toy.plots import write_plots  # matplotlib only when plots are asked for
+
         written += write_plots(result, out)
     if json_output:
         typer.echo(json.dumps(json_safe(summary), indent=2, allow_nan=False))
