@@ -12,3 +12,8 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+@app.callback()
+def _root() -> None:
+    """decaylab: see what weight decay really does."""  # keeps subcommands required even with one registered

@@ -12,9 +12,9 @@ from rich.console import Console
 from rich.table import Table
 
 from decaylab.cli._app import app
-from decaylab.cli.probe import Dtype, Scale, bad_parameter, write_outputs
+from decaylab.cli._options import Dtype, Scale, bad_parameter, write_outputs
+from decaylab.sandbox.common import json_safe
 from decaylab.sandbox.methods import BASES, METHODS
-from decaylab.sandbox.probe import json_safe
 from decaylab.sandbox.toy.run import ToyConfig, ToyResult, parse_methods, run_toy, summary_rows, write_csv
 
 Base = StrEnum("Base", [(b, b) for b in BASES])

@@ -11,13 +11,20 @@ from torch import Tensor, nn
 
 class DiagonalQuadratic(nn.Module):
     r"""``loss = sum_i c_i / 2 * w_i**2``; the default curvatures ``(0.1, 2.0)`` give the seed's
-    ``w1**2/20 + w2**2``. Parameters are ``w_1``, ``w_2``, ... as in the seed's ``MyModel``.
+    ``w1**2/20 + w2**2``. Parameters are ``w_1``, ``w_2``, ... as in the seed's ``MyModel``,
+    built in ``dtype`` (default: torch's default dtype). Pass ``torch.float64`` for exact start values:
+    ``.double()`` afterwards keeps the float32 rounding of a start value such as 0.2.
 
     With plain gradient descent and coupled decay :math:`\lambda` each coordinate contracts by
     :math:`1 - \eta (c_i + \lambda)` per step (see :meth:`closed_form`).
     """
 
-    def __init__(self, init: Sequence[float] = (1.0, 1.0), curvatures: Sequence[float] = (0.1, 2.0)) -> None:
+    def __init__(
+        self,
+        init: Sequence[float] = (1.0, 1.0),
+        curvatures: Sequence[float] = (0.1, 2.0),
+        dtype: torch.dtype | None = None,
+    ) -> None:
         super().__init__()
         init, curvatures = list(init), list(curvatures)
         if not init or len(init) != len(curvatures):
@@ -29,7 +36,7 @@ class DiagonalQuadratic(nn.Module):
         # Python floats, not a buffer: they take the weights' dtype exactly (0.1 stays 0.1 in float64)
         self.curvatures: tuple[float, ...] = tuple(float(c) for c in curvatures)
         for i, value in enumerate(init, start=1):
-            setattr(self, f"w_{i}", nn.Parameter(torch.tensor([float(value)])))
+            setattr(self, f"w_{i}", nn.Parameter(torch.tensor([float(value)], dtype=dtype)))
 
     @property
     def weights(self) -> list[nn.Parameter]:

@@ -31,8 +31,8 @@ from decaylab.optim import SGD, SGDW, AdamW
 from decaylab.optim._validation import check_nonnegative
 from decaylab.penalty import WeightRegularization
 from decaylab.rules import RULES, SCALES
+from decaylab.sandbox.common import check_dtype, json_safe
 
-DTYPES: dict[str, torch.dtype] = {"float32": torch.float32, "float64": torch.float64}
 SOURCES: tuple[str, ...] = ("decaylab", "torch.optim", "third-party")
 
 
@@ -62,13 +62,12 @@ class ProbeSettings:
         if not scales or any(s not in SCALES for s in scales):
             raise ValueError(f"scales: expected one or more of {', '.join(SCALES)}, got {list(scales)}")
         object.__setattr__(self, "scales", tuple(dict.fromkeys(scales)))
-        if self.dtype not in DTYPES:
-            raise ValueError(f"dtype: expected one of {', '.join(DTYPES)}, got {self.dtype!r}")
+        check_dtype(self.dtype)
 
 
 def seed_model(settings: ProbeSettings) -> tuple[SimpleCNN, torch.Tensor, torch.Tensor]:
     """The seed's ``reset()``: the model with the settings' weights, the input (ones) and the label (1)."""
-    dtype = DTYPES[settings.dtype]
+    dtype = check_dtype(settings.dtype)
     images = torch.ones(1, 1, 1, 1, dtype=dtype)
     labels = torch.ones(1, dtype=torch.long)
     model = SimpleCNN(img_size=(1, 1), in_channels=1, num_classes=2, num_layers=1, num_channels=1, kernel_size=1)
@@ -340,17 +339,6 @@ class ProbeResult:
                 for i, values in enumerate(zip(p.before, p.grad, p.grad_after, p.after, p.change, strict=True)):
                     writer.writerow([r.source, r.label, r.rule, p.name, i, *map(repr, values), *optional, ""])
         return buffer.getvalue()
-
-
-def json_safe(obj: object) -> object:
-    """``obj`` with every non-finite float replaced by ``None`` (strict JSON has no NaN / Infinity)."""
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {k: json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [json_safe(v) for v in obj]
-    return obj
 
 
 def run_all(settings: ProbeSettings, optimizers: Sequence[str] = ()) -> ProbeResult:

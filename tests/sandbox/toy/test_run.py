@@ -158,7 +158,7 @@ def test_parse_methods_rejects(text: str, message: str) -> None:
         (dict(base="rmsprop"), "base: expected one of sgd, adam"),
         (dict(base="adam", momentum=0.9), "momentum: only used with base 'sgd'"),
         (dict(scale="linear"), "scale: expected one of lr, schedule, none"),
-        (dict(dtype="float16"), "dtype: expected one of float64, float32"),
+        (dict(dtype="float16"), "dtype: expected one of float32, float64"),
         (dict(methods=()), "methods: expected at least one method"),
     ],
 )

@@ -23,10 +23,9 @@ import torch
 from decaylab.models import DiagonalQuadratic
 from decaylab.optim._validation import check_nonnegative, check_unit_interval
 from decaylab.rules import SCALES
+from decaylab.sandbox.common import check_dtype
 from decaylab.sandbox.methods import BASES, METHODS, build_method, check_method
 from decaylab.sandbox.toy.closed_form import closed_form_path, recurrence_for
-
-DTYPES: dict[str, torch.dtype] = {"float64": torch.float64, "float32": torch.float32}
 
 
 @dataclass(frozen=True)
@@ -116,8 +115,7 @@ class ToyConfig:
             raise ValueError("momentum: only used with base 'sgd' (Adam has its own betas); leave it at 0")
         if self.scale not in SCALES:
             raise ValueError(f"scale: expected one of {', '.join(SCALES)}, got {self.scale!r}")
-        if self.dtype not in DTYPES:
-            raise ValueError(f"dtype: expected one of {', '.join(DTYPES)}, got {self.dtype!r}")
+        check_dtype(self.dtype)
         object.__setattr__(self, "curvatures", curvatures)
         object.__setattr__(self, "init", init)
 
@@ -204,14 +202,8 @@ def closed_form_for(config: ToyConfig, spec: MethodSpec) -> tuple[np.ndarray | N
 
 def run_method(config: ToyConfig, spec: MethodSpec) -> ToyPath:
     """Train ``spec`` for ``config.steps`` steps; record weights, data loss and penalty at every step."""
-    dtype = DTYPES[config.dtype]
-    model = DiagonalQuadratic(init=config.init, curvatures=config.curvatures).to(dtype)
-    # DiagonalQuadratic builds its weights and curvatures in the default dtype (float32): 0.1 would
-    # stay 0.10000000149 after .to(float64). Set them exactly in the run's dtype.
-    model.curvatures = torch.tensor(config.curvatures, dtype=dtype)
-    with torch.no_grad():
-        for w, value in zip(model.weights, config.init, strict=True):
-            w.fill_(value)
+    dtype = check_dtype(config.dtype)
+    model = DiagonalQuadratic(init=config.init, curvatures=config.curvatures, dtype=dtype)
     regularized = build_method(
         spec.name,
         model,
