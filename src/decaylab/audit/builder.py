@@ -217,13 +217,17 @@ def build_optimizer(
     groups: list[Any] = [{"params": params, **recipe.group_options}] if recipe.group_options else list(params)
 
     if recipe.wraps == "instance":
-        return target.cls(import_path(recipe.base)(groups, **base), **own)
-    if recipe.wraps == "class":
-        own[recipe.base_arg] = import_path(recipe.base)
-    if recipe.model is not None:
-        module = ProbeModule(params)
-        if recipe.params_too:
-            own["params"] = groups
-        own[recipe.model] = module
-        return target.cls(**own)
-    return target.cls(groups, **own)
+        optimizer = target.cls(import_path(recipe.base)(groups, **base), **own)
+    else:
+        if recipe.wraps == "class":
+            own[recipe.base_arg] = import_path(recipe.base)
+        if recipe.model is not None:
+            if recipe.params_too:
+                own["params"] = groups
+            own[recipe.model] = ProbeModule(params)
+            optimizer = target.cls(**own)
+        else:
+            optimizer = target.cls(groups, **own)
+    if recipe.train_mode:
+        optimizer.train()
+    return optimizer

@@ -38,6 +38,8 @@ class Effect:
     error: str | None = None
     moves: np.ndarray | None = None
     """The decay's move ``e_t`` of every weight at every step (steps x weights)."""
+    net_fraction: float = float("nan")
+    """``1 - (w_T / w0_T) ** (1/T)`` for the largest weight: the average fraction removed per step."""
 
     @property
     def ok(self) -> bool:
@@ -65,6 +67,16 @@ class Effect:
     def tail_is_steady(self) -> bool:
         values = [s.magnitude for s in self.tail_shapes()]
         return same(min(values), max(values))
+
+    def period(self) -> int | None:
+        """The smallest p such that the per-step magnitudes repeat every p steps (after the onset)."""
+        mags = self.magnitudes()
+        start = (self.onset() or 1) - 1
+        for p in range(2, (len(mags) - start) // 2 + 1):
+            pairs = [(mags[t], mags[t + p]) for t in range(start, len(mags) - p)]
+            if all(same(a, b) for a, b in pairs):
+                return p
+        return None
 
     def below(self) -> str:
         """What weights smaller than the sign step did, over every step: crosses / zeros / mixed / ''."""
@@ -135,7 +147,10 @@ def compute_effect(run: Trajectory, twin: Trajectory, exp: Experiment, settings:
             if retry.kind not in ("other", "none"):
                 shape = retry
         shapes.append(shape)
-    return Effect(exp, shapes, settings.tail, moves=moves)
+    net = float("nan")
+    if w[-1, 0] > 0 and w0[-1, 0] > 0:
+        net = 1.0 - float((w[-1, 0] / w0[-1, 0]) ** (1.0 / (len(w) - 1)))
+    return Effect(exp, shapes, settings.tail, moves=moves, net_fraction=net)
 
 
 class Lab:

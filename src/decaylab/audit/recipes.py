@@ -48,6 +48,8 @@ class Recipe:
     params_too: bool = True
     """With ``model``: whether the params are passed as well."""
     group_options: Mapping[str, Any] = field(default_factory=dict)
+    train_mode: bool = False
+    """Call ``optimizer.train()`` after construction (schedule-free wrappers refuse to step otherwise)."""
     reason: str | None = None
     note: str = ""
 
@@ -92,9 +94,12 @@ RECIPES: Mapping[str, Recipe] = MappingProxyType(
         "pytorch_optimizer.TRAC": _LOOKAHEAD,
         "pytorch_optimizer.Magma": _LOOKAHEAD,
         "pytorch_optimizer.PCGrad": _LOOKAHEAD,
-        "pytorch_optimizer.SafeFP16Optimizer": _LOOKAHEAD,
         "pytorch_optimizer.ScheduleFreeWrapper": Recipe(
-            wraps="instance", base="torch.optim.SGD", strength_on="self", note="base without decay"
+            wraps="instance", base="torch.optim.SGD", strength_on="self", train_mode=True, note="base without decay"
+        ),
+        "pytorch_optimizer.SafeFP16Optimizer": Recipe(
+            reason="a loss-scaling wrapper for float16 training without param_groups of its own and without a "
+            "weight_decay (the wrapped optimizer's decay applies)"
         ),
         "pytorch_optimizer.SAM": _SAM,
         "pytorch_optimizer.FriendlySAM": _SAM,
@@ -110,8 +115,12 @@ RECIPES: Mapping[str, Recipe] = MappingProxyType(
         "pytorch_optimizer.AliG": Recipe(closure=True),
         "pytorch_optimizer.Ranger21": Recipe(kwargs={"num_iterations": 1000}),
         "pytorch_optimizer.AdamMini": Recipe(model="model", params_too=False),
-        "pytorch_optimizer.LOMO": Recipe(model="model", params_too=False),
-        "pytorch_optimizer.AdaLOMO": Recipe(model="model", params_too=False),
+        "pytorch_optimizer.LOMO": Recipe(
+            reason="updates the weights inside the backward pass (fused_backward(loss, lr)); step() is not implemented"
+        ),
+        "pytorch_optimizer.AdaLOMO": Recipe(
+            reason="updates the weights inside the backward pass (fused_backward(loss, lr)); step() is not implemented"
+        ),
         "pytorch_optimizer.Muon": _MUON,
         "pytorch_optimizer.AdaMuon": _MUON,
         "pytorch_optimizer.AdaGO": _MUON,
