@@ -305,7 +305,12 @@ class Classifier:
             out.kind = CONSTANT_SHIFT
             out.surprises.append("constant shift: moves every weight by the same amount whatever its sign (a bug)")
             return out
+        # Pulling toward the initial weights has nothing to do until the weights have moved:
+        # needing a gradient (and a first step) is its nature, not a surprise.
         out.kind = TOWARD_INITIAL
+        expected = [w for w in out.surprises if w.startswith(("decays only", "no decay during"))]
+        out.surprises = [w for w in out.surprises if w not in expected]
+        out.notes += expected
         return out
 
     # -- the branches ------------------------------------------------------------------------------
@@ -508,11 +513,11 @@ class Classifier:
         if not probe.ok:
             out.notes.append(f"strong-decay probe failed: {probe.error}")
             return ""
-        if probe.tail_kind() != "l2":
-            form = f"other (at {s_lam} = {g(f)} the move is no longer L2: {probe.history()})"
+        a = probe.l2_fraction()  # the factor on the large weights: what the form is about
+        if not math.isfinite(a):
+            form = f"other (at {s_lam} = {g(f)} the weights become non-finite)"
             out.why.append(f"form: {form}")
             return form
-        a = probe.magnitude()
         out.numbers["form_fraction"] = a
         if same(a, f, FORM_RTOL):
             form = f"w·(1 - {s_lam})"

@@ -38,6 +38,8 @@ class Effect:
     error: str | None = None
     moves: np.ndarray | None = None
     """The decay's move ``e_t`` of every weight at every step (steps x weights)."""
+    before: np.ndarray | None = None
+    """The weights before each step (steps x weights)."""
     net_fraction: float = float("nan")
     """``1 - (w_T / w0_T) ** (1/T)`` for the largest weight: the average fraction removed per step."""
 
@@ -111,6 +113,17 @@ class Effect:
             return float("nan")
         return float(np.mean(self.moves[-self.tail :, index]))
 
+    def l2_fraction(self) -> float:
+        """``a`` of ``e = -a * w`` fitted on the largest weights only (within 10x of the largest), tail steps."""
+        if self.moves is None or self.before is None:
+            return float("nan")
+        x, e = self.before[-self.tail :], self.moves[-self.tail :]
+        if not (np.all(np.isfinite(x)) and np.all(np.isfinite(e))):
+            return float("nan")
+        large = np.abs(x) >= 0.1 * np.max(np.abs(x), axis=1, keepdims=True)
+        large &= x != 0
+        return float(np.median(-e[large] / x[large])) if large.any() else float("nan")
+
     def other_detail(self) -> str:
         for s in reversed(self.shapes):
             if s.detail:
@@ -150,7 +163,7 @@ def compute_effect(run: Trajectory, twin: Trajectory, exp: Experiment, settings:
     net = float("nan")
     if w[-1, 0] > 0 and w0[-1, 0] > 0:
         net = 1.0 - float((w[-1, 0] / w0[-1, 0]) ** (1.0 / (len(w) - 1)))
-    return Effect(exp, shapes, settings.tail, moves=moves, net_fraction=net)
+    return Effect(exp, shapes, settings.tail, moves=moves, before=w[:-1].copy(), net_fraction=net)
 
 
 class Lab:

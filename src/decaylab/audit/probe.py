@@ -4,10 +4,11 @@ Gradients are injected, never computed from a loss, so the same gradient sequenc
 with ``weight_decay = lam`` and its twin with ``weight_decay = 0``; the difference of their moves is
 the decay's own effect. The gradient at step ``t`` (1-based) for weight ``i`` is
 
-    g[t, i] = scale * s_t * u_i,   s_t = 2 (t odd), -1 (t even),   u_i = (-1)^i * (1 + (i mod 3) / 2)
+    g[t, i] = scale * s_t * u_i,   s_t = 2 (t odd), -1 (t even),   u_i = (+, +, -, -)[i mod 4] * (1 + (i mod 3) / 2)
 
-(zero when ``scale = 0``): it fluctuates, so Adam-like moments do not lock onto its sign, and it
-drifts, so a decay toward the initial weights has something to pull back. Optimizers that need
+(zero when ``scale = 0``): it fluctuates, so Adam-like moments do not lock onto its sign; it
+drifts, so a decay toward the initial weights has something to pull back; and its signs are not
+those of the weights (which alternate), so the drift never looks like a move toward or away from 0. Optimizers that need
 Hessian-vector products get the same gradient from the loss
 ``sum(g * w) + h/2 * sum((w - w.detach())**2)``, whose Hessian is the constant ``h``.
 
@@ -71,9 +72,9 @@ class Trajectory:
 
 
 def gradient_pattern(n: int) -> np.ndarray:
-    """``u_i = (-1)^i * (1 + (i mod 3) / 2)``."""
+    """``u_i = (+, +, -, -)[i mod 4] * (1 + (i mod 3) / 2)``."""
     i = np.arange(n)
-    return np.where(i % 2 == 0, 1.0, -1.0) * (1.0 + (i % 3) / 2.0)
+    return np.where(i % 4 < 2, 1.0, -1.0) * (1.0 + (i % 3) / 2.0)
 
 
 def gradient_at(step: int, scale: float, pattern: torch.Tensor) -> torch.Tensor:
