@@ -71,13 +71,18 @@ class Effect:
         return same(min(values), max(values))
 
     def period(self) -> int | None:
-        """The smallest p such that the per-step magnitudes repeat every p steps (after the onset)."""
+        """The smallest p such that the per-step magnitudes repeat every p steps.
+
+        The repetition may start up to two steps after the onset (a wrapper's first cycle can be
+        one step longer) and must cover two full periods.
+        """
         mags = self.magnitudes()
-        start = (self.onset() or 1) - 1
-        for p in range(2, (len(mags) - start) // 2 + 1):
-            pairs = [(mags[t], mags[t + p]) for t in range(start, len(mags) - p)]
-            if all(same(a, b) for a, b in pairs):
-                return p
+        onset = (self.onset() or 1) - 1
+        for p in range(2, len(mags) // 2 + 1):
+            for start in range(onset, onset + 3):
+                pairs = [(mags[t], mags[t + p]) for t in range(start, len(mags) - p)]
+                if len(pairs) >= p and all(same(a, b) for a, b in pairs):
+                    return p
         return None
 
     def below(self) -> str:

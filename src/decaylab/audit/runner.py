@@ -72,10 +72,20 @@ class _Slot:
     started: float = 0.0
 
 
+def _warm_up() -> None:
+    """Construct one optimizer here, so that forked workers inherit what torch imports lazily on the
+    first construction (torch._dynamo: seconds), instead of each worker importing it again."""
+    import torch
+
+    torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+
+
 class _Pool:
     def __init__(self, targets: Sequence[Target], settings: ProbeSettings, jobs: int) -> None:
         self.fork = "fork" in mp.get_all_start_methods()
         self.context = mp.get_context("fork" if self.fork else "spawn")
+        if self.fork:
+            _warm_up()
         self.targets = targets
         self.settings = settings
         self.slots = [self._start() for _ in range(jobs)]
@@ -175,6 +185,7 @@ def _run_pool(
                     try:
                         got, data = slot.conn.recv()
                     except (EOFError, OSError):
+                        slot.process.join(timeout=2)
                         code = slot.process.exitcode
                         pool.replace(slot)
                         done(

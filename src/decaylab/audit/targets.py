@@ -76,10 +76,7 @@ def _split_call(text: str) -> tuple[str, dict[str, Any]]:
         if len(kwargs) != len(call.keywords):
             raise ValueError("**kwargs")
     except (SyntaxError, ValueError) as error:
-        raise TargetError(
-            f"target {text!r}: arguments must be keyword=literal pairs, e.g. "
-            f"torch.optim.RAdam(decoupled_weight_decay=True) ({error})"
-        ) from None
+        raise TargetError(f"target {text!r}: arguments must be keyword=literal pairs ({error}); {ALLOWED}") from None
     return path, kwargs
 
 
