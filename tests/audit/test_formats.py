@@ -33,7 +33,7 @@ def results() -> list[AuditResult]:
             label="constant shift (scaled by lr)",
             kind="constant shift",
             scale="lr",
-            surprises=["constant shift: a bug"],
+            surprises=["constant shift: a bug", "strength is 2x the nominal weight_decay"],
         ),
         AuditResult.not_probed("pkg.Broken", "cannot be probed: boom"),
     ]
@@ -47,7 +47,7 @@ def test_summary_counts_labels_and_lists_surprises(results):
         "constant shift (scaled by lr)": 1,
         "not probed": 1,
     }
-    assert summary.surprising == {"pkg.Bad": ["constant shift: a bug"]}
+    assert summary.surprising == {"pkg.Bad": ["constant shift: a bug", "strength is 2x the nominal weight_decay"]}
     assert summary.not_probed == {"pkg.Broken": "cannot be probed: boom"}
 
 
@@ -63,14 +63,16 @@ def test_csv_has_one_row_per_optimizer(results):
     rows = list(csv.DictReader(io.StringIO(render(results, "csv"))))
     assert [r["name"] for r in rows] == ["pkg.Good", "pkg.Bad", "pkg.Broken"]
     assert rows[0]["why"] == "a | b"
-    assert rows[1]["surprises"] == "constant shift: a bug"
+    assert rows[1]["surprises"] == "constant shift: a bug | strength is 2x the nominal weight_decay"
 
 
 def test_markdown_has_summary_on_top_and_escapes_pipes(results):
     text = to_markdown(results, title="T", preamble="P")
     assert text.index("## Summary") < text.index("## Optimizers")
     assert "| decoupled L2 (scaled by lr) | 1 |" in text
-    assert "- `pkg.Bad`: constant shift: a bug" in text
+    assert "**Surprising behaviour (1 optimizers):**" in text
+    assert "- constant shift: every weight moves by the same amount, whatever its sign (a bug) (1): `pkg.Bad`" in text
+    assert "- strength differs from the nominal weight_decay (1): `pkg.Bad` (strength is 2x the nominal" in text
     assert "a \\| b" in text
     assert "- `pkg.Broken`: cannot be probed: boom" in text
 

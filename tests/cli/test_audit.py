@@ -67,7 +67,7 @@ def test_json_csv_markdown_carry_the_same_labels():
     markdown = invoke(*targets, "--markdown").stdout
     assert markdown.startswith("# Weight-decay audit")
     assert "| `torch_optimizer.SGDW` | constant shift (scaled by lr) |" in markdown
-    assert "**Surprising behaviour (1):**" in markdown
+    assert "**Surprising behaviour (1 optimizers):**" in markdown
 
 
 def test_module_target_with_worker_processes_and_out_file(tmp_path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import importlib
 import io
@@ -10,6 +11,7 @@ import shutil
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from importlib import metadata
 from typing import Any
 
 from decaylab.audit.result import KINDS, NOT_PROBED, AuditResult
@@ -40,14 +42,61 @@ CSV_FIELDS: tuple[str, ...] = (
 
 
 def package_versions() -> dict[str, str]:
-    """Versions of the packages an audit depends on (``"not installed"`` for missing ones)."""
+    """Versions of the packages an audit depends on, from their distribution metadata."""
+    distributions = metadata.packages_distributions()
     versions = {}
     for name in VERSIONED_PACKAGES:
-        try:
-            versions[name] = str(getattr(importlib.import_module(name), "__version__", "unknown"))
-        except Exception:  # not installed or broken: the report says so
-            versions[name] = "not installed"
+        version = "not installed"
+        for dist in distributions.get(name, []):
+            with contextlib.suppress(metadata.PackageNotFoundError):
+                version = metadata.version(dist)
+                break
+        else:
+            with contextlib.suppress(Exception):  # a module outside any distribution (a source checkout)
+                version = str(getattr(importlib.import_module(name), "__version__", "unknown"))
+        versions[name] = version
     return versions
+
+
+SURPRISE_GROUPS: tuple[tuple[str, str, bool], ...] = (
+    ("constant shift", "constant shift: every weight moves by the same amount, whatever its sign (a bug)", False),
+    ("weight_decay makes weights grow", "weight_decay makes the weights grow (a sign error?)", False),
+    ("decays parameters that have no gradient", "decays parameters that have no gradient", True),
+    ("crashes when a parameter has no grad", "crashes when a parameter has no gradient", True),
+    ("the foreach", "implementation paths (foreach / fused) disagree", True),
+    ("the fused", "implementation paths (foreach / fused) disagree", True),
+    ("scaled by the constructor's lr", "ignores the LR scheduler (scaled by the initial lr only)", False),
+    ("accepts weight_decay through **kwargs", "weight_decay is accepted but changes nothing", True),
+    ("has a ", "weight_decay is accepted but changes nothing", True),
+    ("strength is", "strength differs from the nominal weight_decay", True),
+    (
+        "weight_decay acts as a sign step",
+        "adaptive-coupled: weight_decay is a sign step of ~lr, whatever its value",
+        False,
+    ),
+    ("decay depends on the gradient", "the decay depends on the gradient's size", False),
+    ("decays only when the gradient", "decays only when the gradient is non-zero", False),
+    ("no decay during the first", "no decay during the first steps", True),
+    (
+        "with gradients the runs differ",
+        "the update reacts to the decayed weights (relative steps, trust ratios...)",
+        False,
+    ),
+    ("not a standard decay", "not a standard decay (label: other)", False),
+)
+"""Surprise messages grouped for the summary: (message prefix, group title, whether each member's
+own message is shown), most alarming first."""
+
+
+def group_surprises(surprising: dict[str, list[str]]) -> dict[str, list[str]]:
+    """``{group title: ["`name`" or "`name` (message)", ...]}`` in the order of :data:`SURPRISE_GROUPS`."""
+    groups: dict[str, list[str]] = {title: [] for _, title, _ in SURPRISE_GROUPS}
+    for name, messages in surprising.items():
+        for message in messages:
+            match = next((g for g in SURPRISE_GROUPS if message.startswith(g[0])), None)
+            title, detail = (match[1], match[2]) if match else (message, False)
+            groups.setdefault(title, []).append(f"`{name}`" + (f" ({message})" if detail else ""))
+    return {title: members for title, members in groups.items() if members}
 
 
 @dataclass
@@ -80,7 +129,7 @@ def _strength(r: AuditResult) -> str:
 
 
 def _default(r: AuditResult) -> str:
-    if r.decays_by_default is None:
+    if r.decays_by_default is None or r.default_strength == "n/a":
         return r.default_strength
     return f"{r.default_strength} ({'decays' if r.decays_by_default else 'off'})"
 
@@ -127,8 +176,9 @@ def markdown_summary(results: Sequence[AuditResult]) -> str:
     lines = [f"**{summary.total} optimizers audited.**", "", "| label | count |", "|---|---:|"]
     lines += [f"| {_md(label)} | {count} |" for label, count in summary.counts.items()]
     if summary.surprising:
-        lines += ["", f"**Surprising behaviour ({len(summary.surprising)}):**", ""]
-        lines += [f"- `{name}`: {_md('; '.join(reasons))}" for name, reasons in summary.surprising.items()]
+        lines += ["", f"**Surprising behaviour ({len(summary.surprising)} optimizers):**", ""]
+        for title, members in group_surprises(summary.surprising).items():
+            lines.append(f"- {_md(title)} ({len(members)}): " + _md(", ".join(members)))
     if summary.not_probed:
         lines += ["", f"**Not probed ({len(summary.not_probed)}):**", ""]
         lines += [f"- `{name}`: {_md(why)}" for name, why in summary.not_probed.items()]
