@@ -292,7 +292,7 @@ class Classifier:
             multiplier = math.nan
             mags = reference.magnitudes()
             out.why.append(f"{symbol} grows from {g(mags[0])} to {g(mags[-1])} over the steps (momentum)")
-        if plan.mode == 0 and self._depends_on_gradient(out, plan, symbol, coupled):
+        if self._depends_on_gradient(out, plan, symbol, coupled):
             return out.other(
                 f"{kind}-shaped, but the decay changes with the gradient", "decay depends on the gradient's size"
             )

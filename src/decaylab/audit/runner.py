@@ -29,6 +29,13 @@ from decaylab.audit.builder import Target
 from decaylab.audit.result import AuditResult
 from decaylab.audit.settings import ProbeSettings
 
+
+class _Bar(tqdm):
+    """tqdm without its monitor thread: workers are forked while the bar is alive."""
+
+    monitor_interval = 0
+
+
 DEFAULT_TIMEOUT = 30.0
 """Seconds one optimizer may take (the slowest real one takes well under 5 s)."""
 
@@ -138,7 +145,7 @@ def run_audit(
     settings = settings or ProbeSettings()
     show = sys.stderr.isatty() if progress is None else progress
     results: list[AuditResult | None] = [None] * len(targets)
-    bar = tqdm(total=len(targets), disable=not show, desc="audit", unit="opt", file=sys.stderr, leave=False)
+    bar = _Bar(total=len(targets), disable=not show, desc="audit", unit="opt", file=sys.stderr, leave=False)
 
     def done(index: int, result: AuditResult) -> None:
         results[index] = result
