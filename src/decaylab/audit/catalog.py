@@ -91,7 +91,10 @@ def build_catalog(jobs: int = 2, timeout: float = DEFAULT_TIMEOUT, progress: boo
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m decaylab.audit.catalog", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m decaylab.audit.catalog",
+        description="Regenerate the weight-decay audit catalog of torch.optim, torch_optimizer and pytorch_optimizer.",
+    )
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"where to write (default {DEFAULT_OUT})")
     parser.add_argument("--jobs", type=int, default=2, help="worker processes (default 2)")
     parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, help="seconds per optimizer")
