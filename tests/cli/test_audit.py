@@ -11,29 +11,15 @@ import sys
 from pathlib import Path
 
 import pytest
-import typer
 from typer.testing import CliRunner
 
 from decaylab.cli._app import app as decaylab_app
-from decaylab.cli.audit import audit_command
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 
 
-def audit_app() -> typer.Typer:
-    """The audit command inside a command group, as ``decaylab audit`` sees it."""
-    group = typer.Typer()
-
-    @group.callback()
-    def _root() -> None:
-        pass
-
-    group.command("audit")(audit_command)
-    return group
-
-
 def invoke(*args: str):
-    return CliRunner().invoke(audit_app(), ["audit", *args])
+    return CliRunner().invoke(decaylab_app, ["audit", *args])
 
 
 def flat(text: str) -> str:
@@ -101,13 +87,10 @@ def test_no_target_and_two_formats_are_errors():
 
 
 def test_python_dash_m_decaylab_audit_in_a_subprocess():
-    """The real entry point. Until the app has several subcommands Typer runs a lone command without
-    its name, so the name is only passed when the app is a command group."""
-    command = typer.main.get_command(decaylab_app)
-    prefix = ["audit"] if hasattr(command, "commands") else []
+    """The real entry point, as a user types it."""
     env = {**os.environ, "PYTHONPATH": f"{SRC}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     done = subprocess.run(
-        [sys.executable, "-m", "decaylab", *prefix, "torch.optim.Adam", "--csv", "-q"],
+        [sys.executable, "-m", "decaylab", "audit", "torch.optim.Adam", "--csv", "-q"],
         capture_output=True,
         text=True,
         env=env,
