@@ -144,6 +144,15 @@ class DecoupledOptimizer(ValidatedOptimizer):
         for p, ref in zip(params, resolve_references(params, reference), strict=True):
             self.state[p]["reference"] = ref
 
+    def stored_references(self) -> list[tuple[Tensor, Tensor]]:
+        """``(parameter, reference)`` pairs in param-group order, for parameters that have one."""
+        return [
+            (p, self.state[p]["reference"])
+            for group in self.param_groups
+            for p in group["params"]
+            if "reference" in self.state.get(p, {})
+        ]
+
     def _snapshot_missing_references(self) -> None:
         params = [
             p

@@ -136,6 +136,12 @@ class DecayWrapper(Optimizer):
         params = [p for group in self.param_groups for p in group["params"]]
         self._references.update(zip(params, resolve_references(params, reference), strict=True))
 
+    def stored_references(self) -> list[tuple[Tensor, Tensor]]:
+        """``(parameter, reference)`` pairs in param-group order, for parameters that have one."""
+        return [
+            (p, self._references[p]) for group in self.param_groups for p in group["params"] if p in self._references
+        ]
+
     def _snapshot_missing_references(self) -> None:
         params = [
             p
