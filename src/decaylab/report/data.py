@@ -106,7 +106,7 @@ class StudyResults:
 
     @property
     def loss_name(self) -> str:
-        return "MSE (standardized target)" if self.regression else "cross-entropy"
+        return "MSE, standardized target" if self.regression else "cross-entropy"
 
     @property
     def lrs(self) -> list[float]:

@@ -21,7 +21,6 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
 from decaylab.report.data import BASELINE, StudyResults
-from decaylab.sandbox.methods import METHODS
 
 matplotlib.use("Agg")
 # One colour and marker per method in every figure (grey and black are kept for the no-decay baseline).
@@ -58,6 +57,7 @@ class Panel:
     label: str
     scale: float = 1.0
     log: bool = False
+    ylim: tuple[float | None, float | None] | None = None  # None inside: that end is automatic
 
 
 def _figure(rows: int, cols: int, width: float = 5.2, height: float = 3.6) -> Figure:
@@ -104,7 +104,8 @@ def _dodge(results: StudyResults, method: str) -> float:
     return 10 ** (DODGE * (k - (len(methods) - 1) / 2))
 
 
-def _method_curve(ax: object, results: StudyResults, lr: float, method: str, panel: Panel) -> None:
+def _method_curve(ax: object, results: StudyResults, lr: float, method: str, panel: Panel) -> bool:
+    """Draw one method's mean ± std against strength; True if anything finite was drawn."""
     xs, means, stds, lost = [], [], [], []
     nudge = _dodge(results, method)
     for strength in results.strengths(method, lr):
@@ -134,6 +135,7 @@ def _method_curve(ax: object, results: StudyResults, lr: float, method: str, pan
             clip_on=False,
             label="all seeds diverged",
         )
+    return bool(xs)
 
 
 def _outside_legend(fig: Figure, axes: Sequence[object]) -> None:
@@ -157,10 +159,15 @@ def _vs_strength(results: StudyResults, panels: Sequence[Panel], title: str, pat
     for row, lr in enumerate(lrs):
         for col, panel in enumerate(panels):
             ax = axes[row][col]
-            _baseline(ax, results, lr, panel)
+            drew = _baseline(ax, results, lr, panel)
             for method in methods:
-                _method_curve(ax, results, lr, method, panel)
+                drew = _method_curve(ax, results, lr, method, panel) or drew
+            if not drew:
+                ax.text(0.5, 0.5, "no finished run", transform=ax.transAxes, ha="center", va="center", color="0.4")
+                ax.set_yticks([])
             _strength_axis(ax)
+            if panel.ylim is not None:
+                ax.set_ylim(*panel.ylim)
             if panel.log:
                 ax.set_yscale("log")
             ax.set_ylabel(panel.label)
@@ -199,8 +206,8 @@ def generalization_gap(results: StudyResults, path: Path) -> Path | None:
 def sparsity(results: StudyResults, path: Path) -> Path | None:
     """Fractions of parameters with ``|w| < 1e-3`` and ``w == 0`` after training, against strength."""
     panels = [
-        Panel("small_frac", "parameters with |w| < 1e-3 (%)", 100.0),
-        Panel("zero_frac", "parameters exactly 0 (%)", 100.0),
+        Panel("small_frac", "parameters with |w| < 1e-3 (%)", 100.0, ylim=(0.0, None)),
+        Panel("zero_frac", "parameters exactly 0 (%)", 100.0, ylim=(0.0, None)),
     ]
     return _vs_strength(results, panels, "Sparsity vs decay strength", path)
 
@@ -211,7 +218,7 @@ def features(results: StudyResults, path: Path) -> Path | None:
         return None
     k = _true_feature_count(results)
     panels = [
-        Panel("recovered", f"true features among the top {k} inputs"),
+        Panel("recovered", f"true features among the top {k} inputs", ylim=(-0.2, k + 0.2)),
         Panel("spurious", "irrelevant features with weight ≥ 1e-3"),
     ]
     return _vs_strength(results, panels, "Feature recovery on the sparse task", path)
@@ -401,10 +408,13 @@ def lr_strength_heatmaps(results: StudyResults, path: Path) -> Path | None:
         image = ax.imshow(values, origin="lower", aspect="auto", cmap="viridis" if higher else "viridis_r")
         fig.colorbar(image, ax=ax, label=label, shrink=0.9)
         finite = np.nan_to_num(values, nan=-np.inf if higher else np.inf)
+        shade = image.norm
         for i in range(len(lrs)):
             for j in range(len(strengths)):
                 if math.isfinite(values[i, j]):
-                    ax.text(j, i, f"{values[i, j]:.3g}", ha="center", va="center", fontsize=7, color="white")
+                    light = image.cmap(shade(values[i, j]))[:3] @ np.array([0.299, 0.587, 0.114]) > 0.5
+                    color = "black" if light else "white"
+                    ax.text(j, i, f"{values[i, j]:.3g}", ha="center", va="center", fontsize=8, color=color)
                 else:
                     ax.text(j, i, "div.", ha="center", va="center", fontsize=7, color="red")
             if np.isfinite(values[i]).any():

@@ -171,12 +171,12 @@ class Study:
         by_method = grid.get("strengths_by_method", {})
         if not isinstance(by_method, Mapping):
             raise ValueError(f"strengths_by_method: expected a table method = [strengths], got {by_method!r}")
-        return cls(
+        return cls(  # lists are checked (and made tuples) by __post_init__
             task=RunConfig(**task),
-            methods=tuple(grid.get("methods", defaults["methods"])),
-            strengths=tuple(grid.get("strengths", defaults["strengths"])),
-            seeds=tuple(grid.get("seeds", defaults["seeds"])),
-            lrs=tuple(grid.get("lrs", (RunConfig.lr,))),
+            methods=grid.get("methods", defaults["methods"]),
+            strengths=grid.get("strengths", defaults["strengths"]),
+            seeds=grid.get("seeds", defaults["seeds"]),
+            lrs=grid.get("lrs", [RunConfig.lr]),
             strengths_by_method=tuple(by_method.items()),
             rank_by=report.get("rank_by", "test_loss"),
         )
@@ -240,8 +240,12 @@ def _toml_value(value: Any) -> str:
         if math.isinf(value):
             return "inf" if value > 0 else "-inf"
         return repr(value)
-    if isinstance(value, str):
-        return json.dumps(value)  # a JSON string is a valid TOML basic string
+    if isinstance(value, str):  # a TOML basic string: escape quotes, backslashes and control characters
+        escaped = "".join(
+            f"\\{ch}" if ch in '"\\' else f"\\u{ord(ch):04x}" if ord(ch) < 0x20 or ord(ch) == 0x7F else ch
+            for ch in value
+        )
+        return f'"{escaped}"'
     if isinstance(value, list | tuple):
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
     raise TypeError(f"cannot write {type(value).__name__} {value!r} as TOML")

@@ -24,6 +24,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
 from sklearn.metrics import r2_score
 from torch import Tensor, nn
@@ -370,7 +371,8 @@ class Run:
             else:
                 prediction = output.squeeze(-1)
                 finite = bool(torch.isfinite(prediction).all())
-                metric = float(r2_score(y.numpy(), prediction.numpy())) if finite else math.nan
+                with np.errstate(over="ignore", invalid="ignore"):  # huge but finite predictions of a diverging run
+                    metric = float(r2_score(y.numpy(), prediction.numpy())) if finite else math.nan
         self.model.train()
         return loss, metric
 
@@ -401,8 +403,12 @@ class Run:
             raise DivergedError(epoch, "a weight became NaN or infinite")
         train_loss, train_metric = self.evaluate(x, y)
         test_loss, test_metric = self.evaluate(self.data.x_test, self.data.y_test)
-        if not all(math.isfinite(v) for v in (train_loss, test_loss)):
-            raise DivergedError(epoch, f"evaluation loss is not finite (train {train_loss}, test {test_loss})")
+        measured = (train_loss, test_loss, train_metric, test_metric)
+        if not all(math.isfinite(v) for v in measured):
+            raise DivergedError(
+                epoch,
+                f"evaluation is not finite (train/test loss {train_loss}/{test_loss}, metric {train_metric}/{test_metric})",
+            )
         recovered = spurious = None
         if self.data.true_features is not None and hasattr(self.model, "first_layer"):
             recovered, spurious = feature_recovery(self.model, self.data.true_features)
