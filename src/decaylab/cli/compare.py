@@ -38,6 +38,7 @@ from decaylab.cli.train import (
     task_options,
 )
 from decaylab.sandbox.methods import METHODS
+from decaylab.sandbox.runner import EXECUTORS, Executor, make_executor
 from decaylab.sandbox.store import StoreError
 from decaylab.sandbox.study import GRID_KEYS, RANK_BY, TASK_FIELDS, Study, default_study
 
@@ -117,6 +118,9 @@ def compare_command(
     hidden: HiddenOpt = None,
     channels: ChannelsOpt = None,
     conv_layers: ConvLayersOpt = None,
+    executor: Annotated[
+        str, typer.Option("--executor", help=f"How runs are executed: {choices(EXECUTORS)} (one after another here).")
+    ] = "local",
     report: Annotated[bool, typer.Option("--report/--no-report", help="Build the report when done.")] = True,
 ) -> None:
     """Compare regularization methods: every method x strength x seed (x lr) on one task.
@@ -160,20 +164,24 @@ def compare_command(
         if value is not None
     }
     study = build_study(config, quick, task, grid, rank_by)
+    try:
+        runner = make_executor(executor)
+    except ValueError as error:
+        fail(explain(error, {"executor": "--executor"}))
     directory = out if out is not None else default_out(study, quick)
-    outcome = _run(study, directory)
+    outcome = _run(study, directory, runner)
     failed = outcome.counts.get("failed", 0)
+    typer.echo(
+        f"study {study.fingerprint} in {directory}: "
+        + ", ".join(f"{n} {status}" for status, n in sorted(outcome.counts.items()))
+        + f" ({outcome.skipped} already done; {outcome.wall_s:.0f} s, executor {outcome.executor})"
+    )
     if report:
         from decaylab.report import build_report, print_summary
 
         built = build_report(directory)
         print_summary(built.results)
         typer.echo(f"report: {built.html}")
-    typer.echo(
-        f"study {study.fingerprint} in {directory}: "
-        + ", ".join(f"{n} {status}" for status, n in sorted(outcome.counts.items()))
-        + f" ({outcome.skipped} already done; {outcome.wall_s:.0f} s)"
-    )
     if failed:
         typer.secho(
             f"{failed} run(s) failed; run the same command again to retry them", fg=typer.colors.YELLOW, err=True
@@ -181,7 +189,7 @@ def compare_command(
         raise typer.Exit(1)
 
 
-def _run(study: Study, directory: Path) -> Any:
+def _run(study: Study, directory: Path, executor: Executor) -> Any:
     from decaylab.sandbox.runner import EpochDone, run_study
 
     runs = len(study.configurations())
@@ -203,7 +211,7 @@ def _run(study: Study, directory: Path) -> Any:
                 bar.update()
 
         try:
-            return run_study(study, directory, on_event=on_event, on_start=on_start)
+            return run_study(study, directory, executor=executor, on_event=on_event, on_start=on_start)
         except StoreError as error:
             fail(str(error), code=1)
         except KeyboardInterrupt:

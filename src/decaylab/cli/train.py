@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from collections.abc import Callable, Iterator, Mapping
@@ -14,8 +15,8 @@ import typer
 from decaylab.cli._app import app
 from decaylab.sandbox.datasets import DATASETS
 from decaylab.sandbox.methods import METHODS
-from decaylab.sandbox.store import StoreError
-from decaylab.sandbox.train import FIELDS, METRICS, MODELS, SCHEDULES, EpochRecord, RunConfig
+from decaylab.sandbox.store import LAYER_COLUMNS, StoreError
+from decaylab.sandbox.train import FIELDS, METRICS, MODELS, SCHEDULES, EpochRecord, LayerStats, RunConfig
 
 # --- helpers shared with `compare` ------------------------------------------------------------------
 
@@ -157,6 +158,24 @@ def epoch_table(records: list[EpochRecord], task: str) -> Any:
     return table
 
 
+def layer_table(record: EpochRecord) -> Any:
+    from rich import box
+    from rich.table import Table
+
+    table = Table(title=f"per layer after epoch {record.epoch}", box=box.SIMPLE_HEAD)
+    for i, name in enumerate(("parameter", "entries", "‖w‖", "w=0 %", "|w|<1e-3 %")):
+        table.add_column(name, justify="right" if i else "left")
+    for layer in record.layers:
+        table.add_row(
+            layer.name,
+            str(layer.numel),
+            f"{layer.norm:.4f}",
+            f"{100 * layer.zero_frac:.1f}",
+            f"{100 * layer.small_frac:.1f}",
+        )
+    return table
+
+
 @app.command("train")
 def train_command(
     method: Annotated[str, typer.Option("--method", help=f"Regularization method: {choices(METHODS)}.")] = "none",
@@ -282,7 +301,10 @@ def _train_in_study(config: RunConfig, out: Path) -> list[EpochRecord]:
         except StoreError as error:
             fail(str(error), code=1)
     with Store.read(out) as store:
-        records = [_record(row) for row in store.epochs()]
+        layers: dict[int, list[LayerStats]] = {}
+        for row in store.layers():
+            layers.setdefault(row["epoch"], []).append(LayerStats(**{k: row[k] for k in LAYER_COLUMNS}))
+        records = [_record(row, tuple(layers.get(row["epoch"], ()))) for row in store.epochs()]
         store.export_csv(out)
     typer.echo(f"stored in {out} (epochs.csv, runs.csv); `decaylab report {out}` draws the report", err=True)
     if ended:
@@ -291,15 +313,16 @@ def _train_in_study(config: RunConfig, out: Path) -> list[EpochRecord]:
     return records
 
 
-def _record(row: dict[str, Any]) -> EpochRecord:
+def _record(row: dict[str, Any], layers: tuple[LayerStats, ...]) -> EpochRecord:
     fields = {k: v for k, v in row.items() if k != "run_id"}
-    return EpochRecord(**fields)
+    return EpochRecord(**fields, layers=layers)
 
 
 def _print_records(records: list[EpochRecord], config: RunConfig, as_json: bool) -> None:
     if as_json:
         for record in records:
-            typer.echo(json.dumps(record.metrics()))
+            layers = [dataclasses.asdict(layer) for layer in record.layers]
+            typer.echo(json.dumps(record.metrics() | {"layers": layers}))
         return
     task = "regression" if config.dataset == "sparse_regression" else "classification"
     screen = console()
@@ -308,3 +331,5 @@ def _print_records(records: list[EpochRecord], config: RunConfig, as_json: bool)
         f"({config.schedule}) / seed {config.seed}; τ = the decay's EMA timescale in epochs (— undefined)"
     )
     screen.print(epoch_table(records, task))
+    if records and records[-1].layers:
+        screen.print(layer_table(records[-1]))

@@ -83,19 +83,38 @@ def _strength_axis(ax: object) -> None:
     ax.grid(True, which="major", alpha=0.3)  # type: ignore[attr-defined]
 
 
-def _baseline(ax: object, results: StudyResults, lr: float, panel: Panel) -> bool:
+Point = tuple[float, float, float, str]  # x, mean, std, method
+
+
+def _baseline(ax: object, results: StudyResults, lr: float, panel: Panel) -> tuple[float, float] | None:
+    """Draw the no-decay mean (dashed) and its ±1 std band; returns the band ``(low, high)`` or None."""
     base = results.baseline(lr)
     if base is None or not base.finished:
-        return False
+        return None
     stat = base.stat(panel.metric)
     if stat.n == 0:
-        return False
+        return None
     mean = stat.mean * panel.scale
+    std = (stat.std if stat.n > 1 else 0.0) * panel.scale
     ax.axhline(mean, color="black", linestyle="--", linewidth=1.2, label=f"{BASELINE} (no decay)")  # type: ignore[attr-defined]
-    if stat.n > 1:
-        std = stat.std * panel.scale
+    if std > 0:
         ax.axhspan(mean - std, mean + std, color="0.5", alpha=0.18, linewidth=0)  # type: ignore[attr-defined]
-    return True
+    return mean - std, mean + std
+
+
+def _errorbars(ax: object, method: str, xs: list[float], means: list[float], stds: list[float]) -> list[Point]:
+    """One method's means with ±1 std error bars, in its colour and marker; returns the points."""
+    ax.errorbar(  # type: ignore[attr-defined]
+        xs,
+        means,
+        yerr=stds,
+        marker=MARKERS.get(method, "o"),
+        markersize=5,
+        capsize=3,
+        color=COLORS.get(method),
+        label=method,
+    )
+    return [(x, m, e, method) for x, m, e in zip(xs, means, stds, strict=True)]
 
 
 def _dodge(results: StudyResults, method: str) -> float:
@@ -104,8 +123,8 @@ def _dodge(results: StudyResults, method: str) -> float:
     return 10 ** (DODGE * (k - (len(methods) - 1) / 2))
 
 
-def _method_curve(ax: object, results: StudyResults, lr: float, method: str, panel: Panel) -> bool:
-    """Draw one method's mean ± std against strength; True if anything finite was drawn."""
+def _method_curve(ax: object, results: StudyResults, lr: float, method: str, panel: Panel) -> list[Point]:
+    """Draw one method's mean ± std against strength; returns the points drawn."""
     xs, means, stds, lost = [], [], [], []
     nudge = _dodge(results, method)
     for strength in results.strengths(method, lr):
@@ -118,11 +137,7 @@ def _method_curve(ax: object, results: StudyResults, lr: float, method: str, pan
         xs.append(strength * nudge)
         means.append(stat.mean * panel.scale)
         stds.append((stat.std if stat.n > 1 else 0.0) * panel.scale)
-    color = COLORS.get(method)
-    if xs:
-        ax.errorbar(  # type: ignore[attr-defined]
-            xs, means, yerr=stds, marker=MARKERS.get(method, "o"), markersize=5, capsize=3, color=color, label=method
-        )
+    points = _errorbars(ax, method, xs, means, stds) if xs else []
     if lost:
         ax.plot(  # type: ignore[attr-defined]
             lost,
@@ -135,7 +150,43 @@ def _method_curve(ax: object, results: StudyResults, lr: float, method: str, pan
             clip_on=False,
             label="all seeds diverged",
         )
-    return bool(xs)
+    return points
+
+
+def _focus(ax: object, points: list[Point], band: tuple[float, float] | None) -> None:
+    """Zoom the y-axis onto the bulk of the points when a few lie far outside it (a model that
+    collapsed to chance among well-trained ones would otherwise flatten every other curve).
+
+    Points beyond 4 interquartile ranges from the quartiles are marked by an arrow at the axis edge
+    labelled with their value; their lines leave the axes toward the true value.
+    """
+    if len(points) < 5:
+        return
+    means = np.array([p[1] for p in points])
+    q1, median, q3 = np.percentile(means, [25, 50, 75])
+    spread = max(q3 - q1, 0.01 * abs(median), 1e-12)
+    low, high = q1 - 4 * spread, q3 + 4 * spread
+    inliers = [p for p in points if low <= p[1] <= high]
+    outliers = [p for p in points if not low <= p[1] <= high]
+    if not outliers:
+        return
+    bottom = min(p[1] - p[2] for p in inliers)
+    top = max(p[1] + p[2] for p in inliers)
+    if band is not None:
+        bottom, top = min(bottom, band[0]), max(top, band[1])
+    pad = 0.08 * (top - bottom) or 0.05 * abs(top) or 1.0
+    ax.set_ylim(bottom - pad, top + pad)  # type: ignore[attr-defined]
+    edge = ax.get_xaxis_transform()  # type: ignore[attr-defined]
+    stacked: dict[tuple[bool, float], int] = {}  # labels of outliers at the same strength stack up
+    for x, mean, _, method in sorted(outliers):
+        above = mean > top
+        key = (above, round(math.log10(x), 1))
+        k = stacked[key] = stacked.get(key, -1) + 1
+        y = 0.98 if above else 0.02
+        color = COLORS.get(method)
+        ax.plot([x], [y], marker="^" if above else "v", markersize=8, color=color, transform=edge, clip_on=False)  # type: ignore[attr-defined]
+        label_y = y - 0.08 - 0.06 * k if above else y + 0.05 + 0.06 * k
+        ax.text(x, label_y, f"{mean:.3g}", transform=edge, ha="center", fontsize=7, color=color)  # type: ignore[attr-defined]
 
 
 def _outside_legend(fig: Figure, axes: Sequence[object]) -> None:
@@ -159,10 +210,11 @@ def _vs_strength(results: StudyResults, panels: Sequence[Panel], title: str, pat
     for row, lr in enumerate(lrs):
         for col, panel in enumerate(panels):
             ax = axes[row][col]
-            drew = _baseline(ax, results, lr, panel)
-            for method in methods:
-                drew = _method_curve(ax, results, lr, method, panel) or drew
-            if not drew:
+            band = _baseline(ax, results, lr, panel)
+            points = [p for method in methods for p in _method_curve(ax, results, lr, method, panel)]
+            if not panel.log:
+                _focus(ax, points, band)
+            if not points and band is None:
                 ax.text(0.5, 0.5, "no finished run", transform=ax.transAxes, ha="center", va="center", color="0.4")
                 ax.set_yticks([])
             _strength_axis(ax)
@@ -363,9 +415,7 @@ def timescale(results: StudyResults, path: Path) -> Path | None:
         for ax, idx, factor in ((axes[0], 1, scale), (axes[1], 2, 1.0)):
             means = [p[idx].mean * factor for p in points]
             stds = [(p[idx].std if p[idx].n > 1 else 0.0) * factor for p in points]
-            ax.errorbar(
-                xs, means, yerr=stds, marker="o", markersize=4, capsize=3, color=COLORS.get(method), label=method
-            )
+            _errorbars(ax, method, [x * _dodge(results, method) for x in xs], means, stds)
     if not drawn:
         return None
     for ax, panel in zip(
@@ -470,7 +520,11 @@ def layer_norms(results: StudyResults, path: Path) -> Path | None:
 
 
 FIGURES: dict[str, tuple[Callable[[StudyResults, Path], Path | None], str]] = {
-    "performance_vs_strength.png": (performance_vs_strength, "Final test metric and test loss against decay strength."),
+    "performance_vs_strength.png": (
+        performance_vs_strength,
+        "Final test metric and test loss against decay strength. Means far off the bulk (a model collapsed by too "
+        "much decay) are drawn as arrows at the axis edge, labelled with their value.",
+    ),
     "learning_curves.png": (learning_curves, "Loss and test metric over epochs, each method at its best strength."),
     "generalization_gap.png": (generalization_gap, "Train minus test metric, and test minus train loss."),
     "weight_norm.png": (weight_norm, "L2 norm of all parameters over epochs, one line per strength."),

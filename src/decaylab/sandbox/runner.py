@@ -115,6 +115,16 @@ class LocalExecutor:
             yield from run_job(job, num_threads=self.num_threads)
 
 
+EXECUTORS: dict[str, Callable[[], Executor]] = {"local": LocalExecutor}
+"""Executors by name (``decaylab compare --executor NAME``); new executors register here."""
+
+
+def make_executor(name: str) -> Executor:
+    if name not in EXECUTORS:
+        raise ValueError(f"executor: unknown executor {name!r}; choose from {', '.join(EXECUTORS)}")
+    return EXECUTORS[name]()
+
+
 @dataclass
 class StudyOutcome:
     """What :func:`run_study` did: run counts by final status and the wall time it took."""
