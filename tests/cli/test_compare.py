@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -9,7 +14,7 @@ from typer.testing import CliRunner
 
 from decaylab.cli import app
 from decaylab.cli.compare import default_out
-from decaylab.sandbox.store import Store
+from decaylab.sandbox.store import FILENAME, Store
 from decaylab.sandbox.study import Study, default_study
 
 TINY = ["--dataset", "moons", "--model", "linear", "--epochs", "2", "--seeds", "0,1"]
@@ -68,6 +73,15 @@ def test_rerunning_resumes_and_a_different_study_is_refused(tmp_path: Path) -> N
     assert "grid.strengths: stored [0.01], asked [0.02]" in different.output
 
 
+def test_an_out_that_is_a_file_is_refused(tmp_path: Path) -> None:
+    target = tmp_path / "notes.txt"
+    target.write_text("keep me")
+    result = invoke(*TINY, "--out", str(target))
+    assert result.exit_code == 1
+    assert "is a file, not a study directory" in result.output
+    assert target.read_text() == "keep me"
+
+
 def test_lr_by_strength_study_draws_heatmaps(tmp_path: Path) -> None:
     result = invoke(
         *TINY, "--methods", "none,l1", "--strengths", "0.001,0.01", "--lrs", "0.05,0.2", "--out", str(tmp_path)
@@ -107,3 +121,35 @@ def test_a_bad_config_file_is_named(tmp_path: Path) -> None:
     missing = invoke("--config", str(tmp_path / "none.toml"))
     assert missing.exit_code == 2
     assert "config: no such file" in missing.output
+
+
+def test_ctrl_c_keeps_what_finished_and_the_same_command_resumes(tmp_path: Path) -> None:
+    src = Path(__file__).resolve().parents[2] / "src"
+    command = [sys.executable, "-m", "decaylab", "compare", *TINY, "--epochs", "60", "--methods", "none,l1"]
+    command += ["--strengths", "0.01", "--out", str(tmp_path), "--no-report"]
+    process = subprocess.Popen(
+        command,
+        env={**os.environ, "PYTHONPATH": str(src)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # a shell may start us with SIGINT ignored
+    )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and process.poll() is None:
+        if (tmp_path / FILENAME).exists():
+            try:
+                with Store.read(tmp_path) as store:
+                    if any(r.status == "finished" for r in store.runs()):
+                        break
+            except Exception:  # the schema is being created
+                pass
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    output, _ = process.communicate(timeout=60)
+    assert process.returncode == 130, output
+    assert "interrupted; finished runs and epochs are kept" in output
+    resumed = invoke(*command[command.index("compare") + 1 :])
+    assert resumed.exit_code == 0, resumed.output
+    assert "4 finished" in resumed.output
+    assert "(0 already done" not in resumed.output

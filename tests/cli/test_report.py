@@ -28,6 +28,9 @@ def test_rebuilds_the_report_and_prints_the_summary(tmp_path: Path) -> None:
     assert "each method at its best strength" in result.output
     assert (tmp_path / "elsewhere" / "summary.md").exists()
     assert (tmp_path / "elsewhere" / "runs.csv").exists()
+    by_file = CliRunner().invoke(app, ["report", str(tmp_path / FILENAME)])
+    assert by_file.exit_code == 0, by_file.output
+    assert (tmp_path / "report" / "report.html").exists()
 
 
 def test_missing_and_foreign_directories_are_reported(tmp_path: Path) -> None:

@@ -255,3 +255,10 @@ def test_run_job_ends_every_job_with_one_terminal_event() -> None:
     assert isinstance(events[-1], RunEnded)
     assert events[-1].status == "diverged"
     assert all(isinstance(e, EpochDone) and not e.last for e in events[:-1])
+
+
+def test_a_users_own_study_toml_in_the_directory_is_left_alone(tmp_path: Path) -> None:
+    mine = tmp_path / STUDY_FILE
+    mine.write_text('[task]\ndataset = "moons"\n# my notes\n')
+    run_study(SMALL, tmp_path)
+    assert mine.read_text() == '[task]\ndataset = "moons"\n# my notes\n'

@@ -32,6 +32,8 @@ def build_report(study_dir: Path, out: Path | None = None) -> Report:
     (default ``study_dir/report``). Raises :class:`~decaylab.sandbox.store.StoreError` if the store
     is missing or unusable."""
     study_dir = Path(study_dir)
+    if study_dir.is_file():  # the database itself was named
+        study_dir = study_dir.parent
     results = load_results(study_dir)
     out = Path(out) if out is not None else study_dir / REPORT_DIR
     out.mkdir(parents=True, exist_ok=True)

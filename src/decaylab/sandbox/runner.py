@@ -161,17 +161,23 @@ def study_lock(directory: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+STUDY_FILE_MARK = "# decaylab study "
+
+
 def open_study_store(study: Study, directory: Path) -> Store:
-    """Open (or create) ``directory``'s store for ``study``, and write ``study.toml`` beside it."""
+    """Open (or create) ``directory``'s store for ``study``, and write ``study.toml`` beside it.
+
+    An existing ``study.toml`` that decaylab did not write (a user's own config kept there) is left alone.
+    """
     directory.mkdir(parents=True, exist_ok=True)
     store = Store.for_study(directory / FILENAME, study.to_dict(), study.fingerprint)
     toml = directory / STUDY_FILE
-    text = study.to_toml()
-    if not toml.exists() or toml.read_text() != text:
-        toml.write_text(
-            f"# decaylab study {study.fingerprint}; re-run with: decaylab compare --config {toml} --out {directory}\n"
-            + text
-        )
+    text = (
+        f"{STUDY_FILE_MARK}{study.fingerprint}; re-run with: decaylab compare --config {toml} --out {directory}\n"
+        + study.to_toml()
+    )
+    if not toml.exists() or (toml.read_text().startswith(STUDY_FILE_MARK) and toml.read_text() != text):
+        toml.write_text(text)
     return store
 
 
@@ -193,6 +199,8 @@ def run_study(
     config)`` after each event is stored (for progress bars).
     """
     directory = Path(directory)
+    if directory.exists() and not directory.is_dir():
+        raise StoreError(f"{directory} is a file, not a study directory; choose another --out")
     executor = executor or LocalExecutor()
     start = time.perf_counter()
     directory.mkdir(parents=True, exist_ok=True)
