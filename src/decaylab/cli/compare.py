@@ -78,7 +78,8 @@ def build_study(
 @app.command("compare")
 def compare_command(
     config: Annotated[
-        Path | None, typer.Option("--config", help="A study in TOML ([task], [grid], [report]); flags override it.")
+        Path | None,
+        typer.Option("--config", help="A study in TOML (tables task, grid, report; see docs); flags override it."),
     ] = None,
     quick: Annotated[
         bool, typer.Option("--quick", help="A seconds-long version of the same study (3 epochs, 2 seeds, 2 strengths).")
