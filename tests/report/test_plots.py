@@ -75,3 +75,35 @@ def test_a_single_run_study_draws_what_applies(tmp_path: Path, method: str) -> N
     figures = drawn(tmp_path / "study", tmp_path / "figures")
     assert "learning_curves.png" in figures
     assert ("performance_vs_strength.png" in figures) == (method != "none")
+
+
+def test_sparsity_axes_show_every_method_not_just_the_bulk(tmp_path: Path, monkeypatch) -> None:
+    """Exact zeros come from proximal L1 only, so among many methods its points look like outliers;
+    the panel must show them on scale, not zoom onto the zeros of the others."""
+    from decaylab.report import plots
+    from decaylab.sandbox.runner import run_study
+    from decaylab.sandbox.study import Study
+
+    study = Study.from_dict(
+        {
+            "task": {"dataset": "wine", "model": "linear", "epochs": 3},
+            "grid": {
+                "methods": ["none", "coupled_l2", "decoupled_l2", "l1", "proximal_l1"],
+                "strengths": [0.03, 0.3],
+                "seeds": [0],
+                "lrs": [0.05],
+            },
+        }
+    )
+    run_study(study, tmp_path / "study")
+    captured = {}
+    monkeypatch.setattr(plots, "_save", lambda fig, path: captured.setdefault(path.name, fig) and path)
+    plots.sparsity(load_results(tmp_path / "study"), tmp_path / "sparsity.png")
+    (zero_axes,) = [ax for ax in captured["sparsity.png"].axes if ax.get_ylabel() == "parameters exactly 0 (%)"]
+    plotted = [
+        y for line in zero_axes.get_lines() if line.get_transform() == zero_axes.transData for y in line.get_ydata()
+    ]
+    assert max(plotted) > 10, "proximal L1 at 0.3 sets weights exactly to zero"
+    low, high = zero_axes.get_ylim()
+    assert low <= min(plotted)
+    assert high >= max(plotted)

@@ -58,6 +58,9 @@ class Panel:
     scale: float = 1.0
     log: bool = False
     ylim: tuple[float | None, float | None] | None = None  # None inside: that end is automatic
+    # zoom onto the bulk and draw far-off points as arrows (see _focus); off for bounded shares,
+    # where the few far-off points (the sparse methods) are the point of the panel
+    focus: bool = True
 
 
 def _figure(rows: int, cols: int, width: float = 5.2, height: float = 3.6) -> Figure:
@@ -212,7 +215,7 @@ def _vs_strength(results: StudyResults, panels: Sequence[Panel], title: str, pat
             ax = axes[row][col]
             band = _baseline(ax, results, lr, panel)
             points = [p for method in methods for p in _method_curve(ax, results, lr, method, panel)]
-            if not panel.log:
+            if panel.focus and not panel.log:
                 _focus(ax, points, band)
             if not points and band is None:
                 ax.text(0.5, 0.5, "no finished run", transform=ax.transAxes, ha="center", va="center", color="0.4")
@@ -258,8 +261,8 @@ def generalization_gap(results: StudyResults, path: Path) -> Path | None:
 def sparsity(results: StudyResults, path: Path) -> Path | None:
     """Fractions of parameters with ``|w| < 1e-3`` and ``w == 0`` after training, against strength."""
     panels = [
-        Panel("small_frac", "parameters with |w| < 1e-3 (%)", 100.0, ylim=(0.0, None)),
-        Panel("zero_frac", "parameters exactly 0 (%)", 100.0, ylim=(0.0, None)),
+        Panel("small_frac", "parameters with |w| < 1e-3 (%)", 100.0, ylim=(0.0, 102.0), focus=False),
+        Panel("zero_frac", "parameters exactly 0 (%)", 100.0, ylim=(0.0, 102.0), focus=False),
     ]
     return _vs_strength(results, panels, "Sparsity vs decay strength", path)
 

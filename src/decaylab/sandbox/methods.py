@@ -3,8 +3,9 @@
 Every method is built on the same base optimizer (SGD with optional momentum, or Adam) so that
 runs differ only in how they regularize. Strengths are in the same units across methods where the
 math allows it: with ``scale="lr"`` (the sandbox default) decoupled L2 at strength ``lam`` equals
-coupled L2 at ``lam`` for plain SGD, and ``penalty_l2`` at ``lam`` has gradient ``2*lam*w``
-(equal to coupled L2 at ``2*lam``).
+coupled L2 at ``lam`` for plain SGD *without momentum*; with momentum ``mu`` the coupled term is
+accumulated by the momentum buffer and acts about ``1/(1-mu)`` times stronger (10x at 0.9).
+``penalty_l2`` at ``lam`` has gradient ``2*lam*w`` (equal to coupled L2 at ``2*lam``).
 """
 
 from __future__ import annotations
