@@ -10,7 +10,6 @@ import pytest
 import torch
 from sklearn.metrics import accuracy_score, r2_score
 
-from decaylab.models import LinearModel
 from decaylab.optim import SGD, SGDW
 from decaylab.sandbox.train import (
     FIELDS,
@@ -18,9 +17,6 @@ from decaylab.sandbox.train import (
     Run,
     RunConfig,
     decay_timescale,
-    feature_recovery,
-    layer_stats,
-    totals,
     train,
 )
 
@@ -142,31 +138,6 @@ def test_schedules_follow_their_closed_forms() -> None:
     assert [r.lr for r, _ in train(step)] == pytest.approx([0.2, 0.2, 0.1, 0.1, 0.05])
     constant = dataclasses.replace(TINY, epochs=3)
     assert [r.lr for r, _ in train(constant)] == pytest.approx([0.1] * 3)
-
-
-def test_layer_stats_and_totals_on_known_weights() -> None:
-    model = LinearModel(4, 2)
-    with torch.no_grad():
-        model.linear.weight.copy_(torch.tensor([[3.0, 0.0, 4.0, 0.0], [0.0, 5e-4, 0.0, 0.0]]))
-        model.linear.bias.copy_(torch.tensor([0.0, 12.0]))
-    stats = {s.name: s for s in layer_stats(model)}
-    weight = stats["linear.weight"]
-    assert weight.numel == 8
-    assert weight.norm == pytest.approx(math.sqrt(9 + 16 + 2.5e-7))
-    assert weight.zero_frac == pytest.approx(5 / 8)
-    assert weight.small_frac == pytest.approx(6 / 8)
-    norm, zeros, small = totals(tuple(stats.values()))
-    assert norm == pytest.approx(math.sqrt(25 + 2.5e-7 + 144))
-    assert zeros == pytest.approx(6 / 10)
-    assert small == pytest.approx(7 / 10)
-
-
-def test_feature_recovery_counts_top_k_and_spurious_columns() -> None:
-    model = LinearModel(6, 1)
-    with torch.no_grad():
-        model.linear.weight.copy_(torch.tensor([[2.0, 0.0, -3.0, 0.5, 0.0, 1e-4]]))
-    assert feature_recovery(model, (0, 2)) == (2, 1)  # feature 3 kept (0.5 >= 1e-3); 5 is below
-    assert feature_recovery(model, (1, 2)) == (1, 2)  # top-2 is {0, 2}: one true; 0 and 3 spurious
 
 
 @pytest.mark.parametrize(

@@ -14,9 +14,10 @@ import typer
 
 from decaylab.cli._app import app
 from decaylab.sandbox.datasets import DATASETS
+from decaylab.sandbox.measures import LayerStats
 from decaylab.sandbox.methods import METHODS
 from decaylab.sandbox.store import LAYER_COLUMNS, StoreError
-from decaylab.sandbox.train import FIELDS, METRICS, MODELS, SCHEDULES, EpochRecord, LayerStats, RunConfig
+from decaylab.sandbox.train import FIELDS, METRICS, MODELS, SCHEDULES, EpochRecord, RunConfig
 
 # --- helpers shared with `compare` ------------------------------------------------------------------
 

@@ -21,7 +21,8 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from decaylab.sandbox.train import EpochRecord, LayerStats, RunConfig
+from decaylab.sandbox.measures import LayerStats
+from decaylab.sandbox.train import EpochRecord, RunConfig
 
 FILENAME = "results.sqlite"
 APPLICATION_ID = 0x44434C42  # "DCLB": marks the file as decaylab's (PRAGMA application_id)

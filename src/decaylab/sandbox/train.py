@@ -32,6 +32,7 @@ from torch import Tensor, nn
 from decaylab.models import MLP, LinearModel, SimpleCNN
 from decaylab.rules import SCALES
 from decaylab.sandbox.datasets import DATASETS, Data, DataSpec, check_choice, check_int, check_real, check_spec, load
+from decaylab.sandbox.measures import LayerStats, feature_recovery, layer_stats, totals
 from decaylab.sandbox.methods import BASES, METHODS, Method, Regularized, build_method
 
 MODELS: dict[str, str] = {
@@ -45,7 +46,6 @@ SCHEDULES: dict[str, str] = {
     "step": "torch.optim.lr_scheduler.StepLR(step_size=step_every, gamma): lr *= gamma every step_every epochs",
 }
 METRICS: dict[str, str] = {"classification": "accuracy", "regression": "r2"}
-SMALL = 1e-3  # |w| below this counts as "small" in the sparsity statistics
 
 
 @dataclass(frozen=True)
@@ -160,17 +160,6 @@ FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(RunConfig))
 
 
 @dataclass(frozen=True)
-class LayerStats:
-    """One parameter tensor: L2 norm, and the fractions of entries exactly 0 and with |w| < 1e-3."""
-
-    name: str
-    numel: int
-    norm: float
-    zero_frac: float
-    small_frac: float
-
-
-@dataclass(frozen=True)
 class EpochRecord:
     """What one finished epoch measured. ``*_metric`` is accuracy (classification) or R^2 (regression),
     measured on the whole split after the epoch; ``batch_loss`` is the mean mini-batch data loss seen
@@ -209,32 +198,6 @@ class DivergedError(RuntimeError):
         self.reason = reason
 
 
-def layer_stats(model: nn.Module) -> tuple[LayerStats, ...]:
-    stats = []
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            w = p.detach()
-            stats.append(
-                LayerStats(
-                    name=name,
-                    numel=w.numel(),
-                    norm=float(torch.linalg.vector_norm(w)),
-                    zero_frac=float((w == 0).sum()) / w.numel(),
-                    small_frac=float((w.abs() < SMALL).sum()) / w.numel(),
-                )
-            )
-    return tuple(stats)
-
-
-def totals(layers: tuple[LayerStats, ...]) -> tuple[float, float, float]:
-    """Whole-model ``(L2 norm, fraction == 0, fraction < 1e-3)`` from per-tensor statistics."""
-    numel = sum(s.numel for s in layers)
-    norm = math.sqrt(sum(s.norm**2 for s in layers))
-    zeros = sum(s.zero_frac * s.numel for s in layers) / numel
-    small = sum(s.small_frac * s.numel for s in layers) / numel
-    return norm, zeros, small
-
-
 def decay_timescale(config: RunConfig, *, lr: float, steps_per_epoch: int) -> float | None:
     r"""The decay's EMA timescale in epochs, ``1 / (c * steps_per_epoch)``, or ``None`` where undefined.
 
@@ -264,22 +227,6 @@ def decay_timescale(config: RunConfig, *, lr: float, steps_per_epoch: int) -> fl
     else:
         return None
     return None if per_step <= 0 else 1.0 / (per_step * steps_per_epoch)
-
-
-def feature_recovery(model: nn.Module, true_features: tuple[int, ...]) -> tuple[int, int]:
-    """``(recovered, spurious)`` for a task whose informative inputs are ``true_features`` (k of them).
-
-    A feature's importance is the L2 norm of its column in the model's first layer. ``recovered``:
-    how many true features are among the k most important; ``spurious``: how many other features
-    keep an importance >= 1e-3 (a sparse method drives them to zero).
-    """
-    weight = model.first_layer().weight.detach()
-    importance = torch.linalg.vector_norm(weight, dim=0)
-    k = len(true_features)
-    top = set(torch.topk(importance, k).indices.tolist())
-    truth = set(true_features)
-    spurious = int(sum(1 for j, v in enumerate(importance.tolist()) if v >= SMALL and j not in truth))
-    return len(top & truth), spurious
 
 
 # --- building and running ---------------------------------------------------------------------------
