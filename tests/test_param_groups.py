@@ -21,7 +21,15 @@ class Net(nn.Module):
 def test_default_split() -> None:
     decay, no_decay = split_decay(Net())
     assert set(decay) == {"conv.weight", "head.weight", "scale"}
-    assert set(no_decay) == {"embed.weight", "conv.bias", "bn.weight", "bn.bias", "norm.weight", "norm.bias", "head.bias"}
+    assert set(no_decay) == {
+        "embed.weight",
+        "conv.bias",
+        "bn.weight",
+        "bn.bias",
+        "norm.weight",
+        "norm.bias",
+        "head.bias",
+    }
 
 
 def test_switches_and_patterns() -> None:
