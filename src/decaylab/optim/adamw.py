@@ -15,7 +15,8 @@ from decaylab.optim._validation import (
     check_unit_interval,
     rule_from_weight_norm,
 )
-from decaylab.optim.functional import adam_step, oriented_gradients
+from decaylab.optim.functional import adam_bias_corrections, adam_step, oriented_gradients
+from decaylab.optim.fused import FusedGroup
 
 
 class AdamW(DecoupledOptimizer):
@@ -134,5 +135,15 @@ class AdamW(DecoupledOptimizer):
             eps=group["eps"],
             amsgrad=group["amsgrad"],
             foreach=foreach,
+            bias_corrections=group.get("bias_corrections"),  # given on the fused path only
         )
         decay_after_update(group, params, foreach=foreach)
+
+    def _fused_group(self, group: dict[str, Any], tensors: TensorLists) -> FusedGroup:
+        """Adds each parameter's bias corrections for this step, computed once here, not per element."""
+        fused = super()._fused_group(group, tensors)
+        beta1, beta2 = group["betas"]
+        t = torch.stack(tensors[5]).to(torch.float64) + 1  # the step each parameter is about to take
+        step_size, bias_correction2_sqrt = adam_bias_corrections(t, group["lr"], beta1, beta2)
+        corrections = torch.stack([step_size, bias_correction2_sqrt]).to(tensors[0][0].device)
+        return fused._replace(dynamic={**fused.dynamic, "bias_corrections": corrections})

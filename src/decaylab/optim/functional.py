@@ -70,6 +70,15 @@ def sgd_step(
             add_scaled_(w, d, -lr)
 
 
+def adam_bias_corrections(t: Scalar, lr: Scalar, beta1: float, beta2: float) -> tuple[Scalar, Scalar]:
+    r"""Adam's step size :math:`\eta / (1 - \beta_1^t)` and :math:`\sqrt{1 - \beta_2^t}` for step number ``t``.
+
+    ``t`` is a number (eager) or a float64 tensor of step numbers (the fused path computes these
+    once per step, outside the compiled loops, so no ``pow`` runs per element).
+    """
+    return lr / (1 - beta1**t), (1 - beta2**t) ** 0.5
+
+
 def adam_step(
     params: list[Tensor],
     grads: list[Tensor],
@@ -84,6 +93,7 @@ def adam_step(
     eps: float,
     amsgrad: bool,
     foreach: bool,
+    bias_corrections: Tensor | None = None,
 ) -> None:
     r"""Adam's update (torch.optim.Adam without weight decay); moments and steps updated in place.
 
@@ -92,8 +102,10 @@ def adam_step(
         \quad \hat v_t = \max(\hat v_{t-1}, v_t) \ (\text{amsgrad}) \\
         w \leftarrow w - \frac{\eta}{1-\beta_1^t} \, \frac{m_t}{\sqrt{v_t} / \sqrt{1-\beta_2^t} + \epsilon}
 
-    With a tensor ``lr`` (the fused path) the bias corrections are computed from the step tensors
-    in float64 inside the graph, so nothing is read back to Python.
+    ``bias_corrections`` (per-tensor path only): a ``(2, len(params))`` tensor holding, for the step
+    each parameter is about to take, :func:`adam_bias_corrections`; the fused path passes it so the
+    compiled loops only read two numbers per tensor. Without it, a tensor ``lr`` takes ``t`` from the
+    step tensors inside the graph.
     """
     if foreach:
         torch._foreach_add_(steps, 1)
@@ -116,9 +128,11 @@ def adam_step(
         steps[i] += 1
         m.lerp_(g, 1 - beta1)
         v.mul_(beta2).addcmul_(g, g, value=1 - beta2)
-        t = steps[i].to(torch.float64) if isinstance(lr, Tensor) else float(steps[i])
-        step_size = lr / (1 - beta1**t)
-        bias_correction2_sqrt_t = (1 - beta2**t) ** 0.5
+        if bias_corrections is not None:
+            step_size, bias_correction2_sqrt_t = bias_corrections[0][i], bias_corrections[1][i]
+        else:
+            t = steps[i].to(torch.float64) if isinstance(lr, Tensor) else float(steps[i])
+            step_size, bias_correction2_sqrt_t = adam_bias_corrections(t, lr, beta1, beta2)
         if amsgrad:
             torch.maximum(max_exp_avg_sqs[i], v, out=max_exp_avg_sqs[i])
             denominator = (max_exp_avg_sqs[i].sqrt() / bias_correction2_sqrt_t).add_(eps)

@@ -25,6 +25,7 @@ How the compiled step stays valid:
 
 from __future__ import annotations
 
+import functools
 import time
 import types
 from collections.abc import Callable, Hashable, Mapping, Sequence
@@ -37,13 +38,21 @@ from decaylab.rules._scalar import is_zero
 
 FUSED_DEVICES = ("cpu", "cuda")
 
+# On CPU, split a loop across threads only from 32768 elements per thread, ATen's own grain size for
+# elementwise kernels (Inductor's default is 512). Below that the loop is over in about a microsecond
+# and waking the other threads costs more; on a busy machine much more (a scheduler time slice).
+# Dynamo's guards already check every input's size and stride, so Inductor's per-call re-check of
+# each tensor (about a microsecond each) is left out.
+INDUCTOR_OPTIONS = {"cpp.min_chunk_size": 32768, "size_asserts": False}
+
 Update = Callable[..., None]
 
 
 class FusedGroup(NamedTuple):
     """One param group's share of a fused step.
 
-    ``static``: options baked into the graph; ``dynamic``: numbers fed as 0-dim tensors;
+    ``static``: options baked into the graph; ``dynamic``: numbers fed as 0-dim tensors (filled
+    in place before each call), or tensors of one or more dimensions passed as they are;
     ``tensors``: the positional tensor lists ``update`` takes (``None`` for an unused list);
     ``present``: which of the group's parameters have a gradient this step.
     """
@@ -71,8 +80,9 @@ def _freeze(value: Any) -> Hashable:
 def _layout_key(group: FusedGroup, switches: Sequence[str]) -> Hashable:
     static = tuple(sorted((k, _freeze(v)) for k, v in group.static.items()))
     zeros = tuple((k, is_zero(float(group.dynamic[k]))) for k in switches if k in group.dynamic)
+    given = tuple((k, tuple(v.shape)) for k, v in group.dynamic.items() if isinstance(v, Tensor) and v.dim() > 0)
     lists = tuple(None if t is None else len(t) for t in group.tensors)
-    return static, zeros, lists, group.present
+    return static, zeros, given, lists, group.present
 
 
 def _own_code(fn: types.FunctionType) -> types.FunctionType:
@@ -117,17 +127,19 @@ class FusedStep:
         first = entry is None
         if entry is None:
             entry = self._build(groups)
-        compiled, scalars = entry.compiled, entry.scalars
-        for group, group_scalars in zip(groups, scalars, strict=True):
+        inputs = []
+        for group, group_scalars in zip(groups, entry.scalars, strict=True):
             for name, tensor in group_scalars.items():
                 tensor.fill_(float(group.dynamic[name]))
+            given = {k: v for k, v in group.dynamic.items() if isinstance(v, Tensor) and v.dim() > 0}
+            inputs.append({**group_scalars, **given} if given else group_scalars)
         tensors = [g.tensors for g in groups]
         if not first:
-            compiled(tensors, scalars)
+            entry.compiled(tensors, inputs)
             return
         start = time.perf_counter()
         try:
-            compiled(tensors, scalars)
+            entry.compiled(tensors, inputs)
         except Exception as error:
             raise RuntimeError(
                 f"fused=True: torch.compile could not build the fused step ({type(error).__name__}: {error}); "
@@ -143,6 +155,8 @@ class FusedStep:
             view = dict(group.static)
             group_scalars = {}
             for name, value in group.dynamic.items():
+                if isinstance(value, Tensor) and value.dim() > 0:
+                    continue  # passed to the graph as it is, every call
                 if name in self._switches and is_zero(float(value)):
                     view[name] = 0.0
                 else:
@@ -150,12 +164,18 @@ class FusedStep:
             views.append(view)
             scalars.append(group_scalars)
         runner = _make_runner(self._update, tuple(views))
-        return _Compiled(torch.compile(runner, fullgraph=True, dynamic=False), scalars, runner.__code__)
+        compiled = torch.compile(runner, fullgraph=True, dynamic=False, options=INDUCTOR_OPTIONS)
+        return _Compiled(compiled, scalars, runner.__code__)
+
+
+@functools.cache
+def _compile_supported() -> bool:
+    return torch._dynamo.is_dynamo_supported()
 
 
 def check_fusable_params(params: Sequence[Tensor], owner: str = "fused=True") -> None:
     """Raise TypeError/ValueError if a parameter cannot take the fused path (complex, sparse, other devices)."""
-    if not torch._dynamo.is_dynamo_supported():
+    if not _compile_supported():
         raise RuntimeError(f"{owner} needs torch.compile, which this Python/platform does not support; use fused=False")
     for p in params:
         if p.is_complex() or not p.is_floating_point():
