@@ -198,7 +198,7 @@ class ValidatedOptimizer(Optimizer):
 
     def _fused_group(self, group: dict[str, Any], tensors: TensorLists) -> FusedGroup:
         skip = {"params", "foreach", "fused", *self._dynamic_keys}
-        static_keys = [k for k in self.defaults if k not in skip] + list(self._extra_static_keys)
+        static_keys = [k for k in self.defaults if k not in skip] + list(self._extra_static_keys)  # a fixed order
         return FusedGroup(
             static={k: group[k] for k in static_keys if k in group},  # torch adds e.g. "differentiable" to defaults
             dynamic={k: group[k] for k in self._dynamic_keys},

@@ -78,11 +78,19 @@ def _freeze(value: Any) -> Hashable:
 
 
 def _layout_key(group: FusedGroup, switches: Sequence[str]) -> Hashable:
-    static = tuple(sorted((k, _freeze(v)) for k, v in group.static.items()))
-    zeros = tuple((k, is_zero(float(group.dynamic[k]))) for k in switches if k in group.dynamic)
-    given = tuple((k, tuple(v.shape)) for k, v in group.dynamic.items() if isinstance(v, Tensor) and v.dim() > 0)
+    static = tuple(group.static.items())  # the optimizer builds it in a fixed order
+    try:
+        hash(static)
+    except TypeError:  # e.g. betas given as a list
+        static = tuple((k, _freeze(v)) for k, v in static)
+    zeros, given = [], []
+    for name, value in group.dynamic.items():
+        if isinstance(value, Tensor) and value.dim() > 0:
+            given.append((name, value.shape))
+        elif name in switches:
+            zeros.append((name, is_zero(float(value))))
     lists = tuple(None if t is None else len(t) for t in group.tensors)
-    return static, zeros, given, lists, group.present
+    return static, tuple(zeros), tuple(given), lists, group.present
 
 
 def _own_code(fn: types.FunctionType) -> types.FunctionType:
@@ -177,12 +185,12 @@ def check_fusable_params(params: Sequence[Tensor], owner: str = "fused=True") ->
     """Raise TypeError/ValueError if a parameter cannot take the fused path (complex, sparse, other devices)."""
     if not _compile_supported():
         raise RuntimeError(f"{owner} needs torch.compile, which this Python/platform does not support; use fused=False")
-    for p in params:
-        if p.is_complex() or not p.is_floating_point():
-            raise TypeError(f"{owner} supports real floating-point parameters, got dtype {p.dtype}; use fused=False")
-        if p.layout != torch.strided:
-            raise TypeError(f"{owner} supports dense (strided) parameters, got layout {p.layout}; use fused=False")
-        if p.device.type not in FUSED_DEVICES:
+    for dtype, layout, device in {(p.dtype, p.layout, p.device) for p in params}:  # re-checked every step: cheap
+        if dtype.is_complex or not dtype.is_floating_point:
+            raise TypeError(f"{owner} supports real floating-point parameters, got dtype {dtype}; use fused=False")
+        if layout != torch.strided:
+            raise TypeError(f"{owner} supports dense (strided) parameters, got layout {layout}; use fused=False")
+        if device.type not in FUSED_DEVICES:
             raise ValueError(
-                f"{owner} supports parameters on {' or '.join(FUSED_DEVICES)}, got one on {p.device}; use fused=False"
+                f"{owner} supports parameters on {' or '.join(FUSED_DEVICES)}, got one on {device}; use fused=False"
             )
