@@ -18,6 +18,8 @@ from torch._dynamo.eval_frame import _debug_get_cache_entry_list
 from decaylab import RULES, SCALES, SGD, SGDW, AdamW
 
 STEPS = 100
+# One small tensor per group keeps the compiled kernel (and its cold compile) small; group 1 has a
+# second one, whose gradient is None on some steps.
 SHAPES = [(3, 4), (5,)]
 # float32, 100 steps: |fused - eager| <= REL * (the largest weight) for every element. The scale is
 # the weights' overall one: a weight that proximal L1 holds near zero carries rounding noise of the
@@ -28,8 +30,14 @@ REL = 1e-6
 def _groups(variants: list[dict[str, Any]], dtype: torch.dtype, seed: int) -> list[dict[str, Any]]:
     gen = torch.Generator().manual_seed(seed)
     return [
-        {"params": [torch.nn.Parameter(torch.randn(s, generator=gen, dtype=dtype)) for s in SHAPES], **variant}
-        for variant in variants
+        {
+            "params": [
+                torch.nn.Parameter(torch.randn(s, generator=gen, dtype=dtype))
+                for s in (SHAPES if i == 1 else SHAPES[:1])
+            ],
+            **variant,
+        }
+        for i, variant in enumerate(variants)
     ]
 
 
@@ -282,3 +290,10 @@ def test_the_first_momentum_step_runs_eagerly_without_compiling() -> None:
     opt.step()
     assert "_fused_engine" not in opt.__dict__  # nothing compiled yet
     torch.testing.assert_close(w.detach(), torch.full((3,), 0.9 - 0.1))
+
+
+def test_fused_rejects_sparse_parameters() -> None:
+    with pytest.raises(
+        TypeError, match=r"fused=True supports dense \(strided\) parameters, got layout torch.sparse_coo"
+    ):
+        SGDW([torch.nn.Parameter(torch.ones(3).to_sparse())], lr=0.1, fused=True)
