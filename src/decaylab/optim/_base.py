@@ -240,6 +240,10 @@ class DecoupledOptimizer(ValidatedOptimizer):
             self._snapshot_missing_references()
         self._references_ready = True
 
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)
+        self.__dict__.setdefault("_references_ready", True)  # not in torch's pickled state
+
     def _check_group(self, group: dict[str, Any]) -> None:
         super()._check_group(group)
         check_group_decay(group)

@@ -14,11 +14,15 @@ How the compiled step stays valid:
   as 0-dim float64 tensors, filled in place before every call, so LR schedulers never trigger a
   recompile. A strength that is exactly ``0`` enters as the Python number ``0`` instead, which
   leaves its rule out of the graph, as on the eager path; whether it is zero is part of the layout.
+  Values derived from them that would cost a ``pow`` per element inside the compiled loops (Adam's
+  bias corrections) are computed once per step by the optimizer and passed as a small tensor.
 * Everything else in a group (momentum, betas, eps, rule, scale convention, nesterov, maximize,
   initial lr, which parameters have a gradient) is the *layout*. Each layout gets its own compiled
   function with its own code object, so dynamo's per-code-object recompile limit is never shared
   between optimizers or layouts; a changed layout compiles a new function rather than evicting one.
 * All fused groups of an optimizer run in one graph (one compile however many groups there are).
+  A step that cannot run compiled (the first momentum step, which creates the buffers) runs
+  eagerly for every group, so it never adds a layout.
 * Inductor's on-disk FX graph cache (on by default; ``TORCHINDUCTOR_CACHE_DIR`` moves it) makes the
   compile of a layout seen before, in this or an earlier process, a cache hit.
 """
