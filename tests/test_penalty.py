@@ -97,3 +97,38 @@ def test_bad_arguments_name_themselves() -> None:
         WeightRegularization(small_model(), 0.1, covers="biases")
     with pytest.raises(TypeError, match="^p: expected a real number"):
         WeightRegularization(small_model(), 0.1, p="2")
+
+
+@pytest.mark.parametrize("p", [1, 1.5])
+def test_compiled_fast_mode_equals_the_eager_one(p: float) -> None:
+    """``add_to_grad(fused=True)`` compiles the same per-tensor update; a new strength does not recompile."""
+    model = small_model()
+    with torch.no_grad():
+        model[0].weight[0, 0] = 0.0  # an exact zero: gradient 0 for every p
+    reg = WeightRegularization(model, 0.05, p=p)
+    for lam in (0.05, 0.2):
+        reg.weight_decay = lam
+        model.zero_grad(set_to_none=True)
+        reg.add_to_grad()
+        eager = [w.grad.clone() for w in model.parameters()]
+        for w in model.parameters():
+            w.grad = torch.ones_like(w)  # fused adds to an existing grad too
+        reg.add_to_grad(fused=True)
+        for w, expected in zip(model.parameters(), eager, strict=True):
+            torch.testing.assert_close(w.grad - 1, expected, rtol=1e-6, atol=1e-7)
+        assert model[0].weight.grad[0, 0] == 1
+    assert reg._fused.layouts == 1  # the strength is a 0-dim tensor input, not a constant of the graph
+
+
+def test_fast_mode_flags_are_checked() -> None:
+    reg = WeightRegularization(small_model(), 0.1, p=1)
+    with pytest.raises(ValueError, match="fused=True and foreach=True are mutually exclusive"):
+        reg.add_to_grad(fused=True, foreach=True)
+    with pytest.raises(TypeError, match=r"^fused: expected True, False or None"):
+        reg.add_to_grad(fused="yes")
+    with pytest.raises(TypeError, match=r"^foreach: expected True, False or None"):
+        reg.add_to_grad(foreach=1)
+    complex_model = nn.Linear(2, 2, dtype=torch.complex64)
+    with pytest.raises(TypeError, match=r"add_to_grad\(fused=True\) supports real floating-point parameters"):
+        WeightRegularization(complex_model, 0.1).add_to_grad(fused=True)
+    assert all(w.grad is None for w in complex_model.parameters())  # nothing applied

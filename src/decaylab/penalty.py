@@ -8,8 +8,10 @@ from collections.abc import Callable, Iterable
 import torch
 from torch import Tensor, nn
 
-from decaylab.optim._validation import check_nonnegative
+from decaylab.optim._validation import check_nonnegative, check_optional_bool
+from decaylab.optim.fused import FusedGroup, FusedStep, check_fusable_params
 from decaylab.param_groups import split_decay
+from decaylab.rules._scalar import Scalar, add_scaled_
 
 Coverage = str | Callable[[str, nn.Parameter], bool] | Iterable[str]
 
@@ -49,6 +51,29 @@ def abs_power_grad(w: Tensor, p: float) -> Tensor:
     return torch.where(magnitude == 0, torch.zeros_like(w), p * magnitude.pow(p - 1) * w.sign())
 
 
+def add_penalty_grad_(
+    grads: list[Tensor], params: list[Tensor], weight_decay: Scalar, p: float, *, foreach: bool
+) -> None:
+    """In place: ``g += lam * p * |w|**(p-1) * sign(w)`` for each pair (the fast mode's update).
+
+    For ``p = 2`` this is one in-place kernel per tensor (``g += 2 lam w``: read ``w`` and ``g``,
+    write ``g``); other ``p`` build ``d|w|**p/dw`` first, unless compiled (``fused=True``).
+    ``weight_decay`` may be a 0-dim tensor (the fused path compiles this function).
+    """
+    if p == 2 and foreach and not isinstance(weight_decay, Tensor):
+        torch._foreach_add_(grads, params, alpha=2 * weight_decay)
+    elif p == 2:
+        for g, w in zip(grads, params, strict=True):
+            add_scaled_(g, w, 2 * weight_decay)
+    else:
+        for g, w in zip(grads, params, strict=True):
+            add_scaled_(g, abs_power_grad(w, p), weight_decay)
+
+
+def _fused_update(options: dict, grads: list[Tensor], params: list[Tensor], *, foreach: bool) -> None:
+    add_penalty_grad_(grads, params, options["weight_decay"], options["p"], foreach=foreach)
+
+
 class WeightRegularization:
     r"""The penalty :math:`\lambda \sum_{w} \sum_i |w_i|^p` over a chosen set of a model's parameters.
 
@@ -72,6 +97,7 @@ class WeightRegularization:
         self.names = self._select(model, covers)
         by_name = dict(model.named_parameters())
         self.params: list[nn.Parameter] = [by_name[n] for n in self.names]
+        self._fused: FusedStep | None = None  # add_to_grad(fused=True)'s compiled update, built on first use
 
     @staticmethod
     def _select(model: nn.Module, covers: Coverage) -> list[str]:
@@ -106,20 +132,41 @@ class WeightRegularization:
         return self.penalty().detach()
 
     @torch.no_grad()
-    def add_to_grad(self, *, foreach: bool | None = None) -> None:
-        """``w.grad += lam * p * |w|**(p-1) * sign(w)`` for each covered parameter (creates ``.grad`` if None)."""
+    def add_to_grad(self, *, foreach: bool | None = None, fused: bool | None = None) -> None:
+        """``w.grad += lam * p * |w|**(p-1) * sign(w)`` for each covered parameter (creates ``.grad`` if None).
+
+        ``foreach=True`` uses torch's multi-tensor kernel for ``p = 2``; ``fused=True`` compiles
+        the per-tensor update (one pass per tensor for every ``p``; the first call compiles, as
+        for the optimizers' ``fused=True``). Both default to off: for ``p = 2`` the plain loop is
+        already one in-place pass per tensor.
+        """
+        check_optional_bool("foreach", foreach)
+        check_optional_bool("fused", fused)
+        if fused and foreach:
+            raise ValueError("fused=True and foreach=True are mutually exclusive; pass only one of them")
+        if fused:
+            check_fusable_params(self.params, "add_to_grad(fused=True)")
+            for w in self.params:
+                if w.grad is not None and w.grad.layout != torch.strided:
+                    raise TypeError(f"add_to_grad(fused=True) needs dense gradients, got layout {w.grad.layout}")
         for w in self.params:  # as after autograd's backward: every covered parameter has a .grad
             if w.grad is None:
                 w.grad = torch.zeros_like(w)
         if self.weight_decay == 0 or not self.params:
             return
         grads = [w.grad for w in self.params]
-        use_foreach = foreach if foreach is not None else False
-        if self.p == 2 and use_foreach:
-            torch._foreach_add_(grads, self.params, alpha=2 * self.weight_decay)
-        elif self.p == 2:
-            for g, w in zip(grads, self.params, strict=True):
-                g.add_(w, alpha=2 * self.weight_decay)
-        else:
-            for g, w in zip(grads, self.params, strict=True):
-                g.add_(abs_power_grad(w, self.p), alpha=self.weight_decay)
+        if not fused:
+            add_penalty_grad_(grads, self.params, self.weight_decay, self.p, foreach=bool(foreach))
+            return
+        if self._fused is None:
+            self._fused = FusedStep(_fused_update)
+        self._fused(
+            [
+                FusedGroup(
+                    static={"p": self.p},
+                    dynamic={"weight_decay": self.weight_decay},
+                    tensors=(grads, self.params),
+                    present=(),
+                )
+            ]
+        )

@@ -96,3 +96,11 @@ def test_load_state_dict_rejects_a_foreign_dict_for_the_wrapper() -> None:
     opt = DecayWrapper(torch.optim.Adam([torch.nn.Parameter(torch.ones(2))]), weight_decay=0.1)
     with pytest.raises(ValueError, match="state_dict"):
         opt.load_state_dict({"state": {}, "param_groups": []})
+
+
+def test_a_deep_copied_optimizer_accepts_new_param_groups() -> None:
+    w = torch.nn.Parameter(torch.ones(2))
+    clone = copy.deepcopy(SGDW([w], lr=0.1, weight_decay=0.1, rule="toward_reference"))
+    extra = torch.nn.Parameter(torch.full((3,), 2.0))
+    clone.add_param_group({"params": [extra]})
+    torch.testing.assert_close(clone.state[extra]["reference"], torch.full((3,), 2.0))

@@ -6,12 +6,17 @@ so a bad value never leaves a step half-applied.
 
 ``DecoupledOptimizer`` adds per-group decoupled decay options and the reference weights used by
 ``rule="toward_reference"``, kept in ``state[p]["reference"]`` so they travel with ``state_dict``.
+
+A subclass describes one group's update once (``_group_tensors`` gathers the tensors and state,
+``_update`` is the math); ``step`` runs it eagerly (per-tensor or foreach) or, for groups with
+``fused=True``, through :class:`~decaylab.optim.fused.FusedStep`, which compiles that same
+``_update``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
@@ -26,6 +31,9 @@ from decaylab.optim._decay import (
     resolve_references,
 )
 from decaylab.optim._validation import check_no_sparse_grads, check_optional_bool
+from decaylab.optim.fused import FusedGroup, FusedStep, check_fusable_params
+
+TensorLists = tuple[list[Tensor] | None, ...]
 
 
 def _materialize_params(params: Any) -> list[Any]:
@@ -73,8 +81,36 @@ def resolve_foreach(foreach: bool | None, params: Iterable[Tensor]) -> bool:
     return bool(params) and all(p.device.type in supported for p in params)
 
 
+def resolve_fused(fused: bool | None) -> bool:
+    """``fused=None`` means off: compiling costs seconds to a minute on first use and needs a C++
+    compiler on CPU, so, as in torch.optim, the fused path is used only when asked for."""
+    return bool(fused)
+
+
+def check_fused_flags(group: dict[str, Any]) -> None:
+    """``fused`` is True/False/None, never together with ``foreach=True``, and only for parameters it supports."""
+    fused = group.get("fused")
+    check_optional_bool("fused", fused)
+    if fused and group.get("foreach"):
+        raise ValueError(
+            "fused=True and foreach=True are mutually exclusive (the fused step replaces the foreach kernels); "
+            "pass only one of them"
+        )
+    if fused:
+        check_fusable_params(group.get("params", []))
+
+
 class ValidatedOptimizer(Optimizer):
-    """A torch.optim.Optimizer whose groups are checked by :meth:`_check_group` before any use."""
+    """A torch.optim.Optimizer whose groups are checked by :meth:`_check_group` before any use.
+
+    Subclasses implement :meth:`_group_tensors` and :meth:`_update` (and :meth:`_fusable` /
+    :meth:`_finish` where they keep state outside ``_update``); :meth:`step` does the rest.
+    """
+
+    # Numbers in a group that may change every step (LR schedulers): 0-dim tensors on the fused path.
+    _dynamic_keys: ClassVar[tuple[str, ...]] = ("lr", "weight_decay")
+    # Options that are read by ``_update`` besides ``defaults`` (baked into the fused graph).
+    _extra_static_keys: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, params: Any, defaults: dict[str, Any]) -> None:
         super().__init__(_materialize_params(params), defaults)
@@ -82,6 +118,7 @@ class ValidatedOptimizer(Optimizer):
     def _check_group(self, group: dict[str, Any]) -> None:
         """Raise ValueError/TypeError naming the key if ``group`` holds an invalid value."""
         check_optional_bool("foreach", group.get("foreach"))
+        check_fused_flags(group)
         if not isinstance(group.get("maximize", False), bool):
             raise TypeError(f"maximize: expected True or False, got {group['maximize']!r}")
 
@@ -109,10 +146,90 @@ class ValidatedOptimizer(Optimizer):
         params = [p for p in group["params"] if p.grad is not None]
         return params, [p.grad for p in params]
 
+    # --- one group's update, shared by the eager and the fused path -------------------------------
+
+    def _group_tensors(self, group: dict[str, Any], params: list[Tensor], grads: list[Tensor]) -> TensorLists:
+        """The tensor lists ``_update`` takes after ``group`` (creating state on first use)."""
+        raise NotImplementedError
+
+    @staticmethod
+    def _update(group: dict[str, Any], *tensors: list[Tensor] | None, foreach: bool) -> None:
+        """One group's update, in place. On the fused path ``group``'s dynamic numbers are 0-dim tensors."""
+        raise NotImplementedError
+
+    def _fusable(self, group: dict[str, Any], tensors: TensorLists) -> bool:
+        """Whether this step of ``group`` can run compiled (e.g. not the first momentum step)."""
+        return True
+
+    def _finish(self, group: dict[str, Any], params: list[Tensor], tensors: TensorLists) -> None:
+        """Store state that ``_update`` created (e.g. new momentum buffers)."""
+
+    @torch.no_grad()
+    def step(self, closure: Any = None) -> Any:
+        """One update; ``closure`` (re-evaluates the loss, returns it) is optional."""
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        self._check_before_step()
+        fused: list[tuple[dict[str, Any], list[Tensor], TensorLists]] = []
+        eager: list[tuple[dict[str, Any], list[Tensor], TensorLists]] = []
+        for group in self.param_groups:
+            params, grads = self._params_with_grad(group)
+            if not params:
+                continue
+            tensors = self._group_tensors(group, params, grads)
+            (fused if resolve_fused(group.get("fused")) else eager).append((group, params, tensors))
+        if not all(self._fusable(group, tensors) for group, _, tensors in fused):
+            eager, fused = fused + eager, []  # e.g. the first momentum step: all eager, so one layout compiles
+        if fused:  # first: a failing compile raises before any weight has moved
+            self._fused_step()([self._fused_group(group, tensors) for group, _, tensors in fused])
+        for group, params, tensors in eager:
+            self._update(group, *tensors, foreach=resolve_foreach(group["foreach"], params))
+        for group, params, tensors in fused + eager:
+            self._finish(group, params, tensors)
+        return loss
+
+    def _fused_step(self) -> FusedStep:
+        engine = self.__dict__.get("_fused_engine")
+        if engine is None:  # created lazily: not part of the pickled / deep-copied state
+            engine = self.__dict__["_fused_engine"] = FusedStep(type(self)._update)
+        return engine
+
+    def _fused_group(self, group: dict[str, Any], tensors: TensorLists) -> FusedGroup:
+        skip = {"params", "foreach", "fused", *self._dynamic_keys}
+        static_keys = [k for k in self.defaults if k not in skip] + list(self._extra_static_keys)  # a fixed order
+        return FusedGroup(
+            static={k: group[k] for k in static_keys if k in group},  # torch adds e.g. "differentiable" to defaults
+            dynamic={k: group[k] for k in self._dynamic_keys},
+            tensors=tensors,
+            present=tuple(p.grad is not None for p in group["params"]),
+        )
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)
+        for group in self.param_groups:  # optimizers pickled before ``fused`` existed
+            group.setdefault("fused", None)
+        self.defaults.setdefault("fused", None)
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Load ``state_dict``; each group keeps *this* optimizer's ``foreach`` and ``fused``.
+
+        Those two say how a step runs, not what it computes, so a checkpoint moves freely between
+        fused and eager optimizers (torch.optim would take them from the checkpoint).
+        """
+        flags = [{k: group.get(k) for k in ("foreach", "fused")} for group in self.param_groups]
+        super().load_state_dict(state_dict)
+        for group, kept in zip(self.param_groups, flags, strict=True):
+            group.update(kept)
+
 
 class DecoupledOptimizer(ValidatedOptimizer):
     """Adds decoupled decay options (``weight_decay``, ``weight_norm``, ``rule``, ``l1_decay``,
     ``scale``) per group and the stored references for ``rule="toward_reference"``."""
+
+    _dynamic_keys: ClassVar[tuple[str, ...]] = ("lr", "weight_decay", "l1_decay")
+    _extra_static_keys: ClassVar[tuple[str, ...]] = ("initial_lr",)
 
     def __init__(self, params: Any, defaults: dict[str, Any], reference: ReferenceSource = None) -> None:
         self._references_ready = False
@@ -122,6 +239,10 @@ class DecoupledOptimizer(ValidatedOptimizer):
         else:
             self._snapshot_missing_references()
         self._references_ready = True
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)
+        self.__dict__.setdefault("_references_ready", True)  # not in torch's pickled state
 
     def _check_group(self, group: dict[str, Any]) -> None:
         super()._check_group(group)

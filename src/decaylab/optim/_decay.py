@@ -4,6 +4,9 @@ Shared by :class:`~decaylab.optim.SGDW`, :class:`~decaylab.optim.AdamW` and
 :class:`~decaylab.optim.DecayWrapper`. The wrapper keeps its options in the wrapped optimizer's
 groups under the prefix ``"decay_"`` (``decay_weight_decay``, ``decay_rule``, ...), so they never
 clash with that optimizer's own keys; decaylab's optimizers use the bare names.
+
+On the fused path the group's ``lr``, ``weight_decay`` and ``l1_decay`` are 0-dim tensors (a
+strength that is ``0`` stays a Python number, so its rule is left out of the compiled graph).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from torch import Tensor
 
 from decaylab.optim._validation import check_decay_options, rule_from_weight_norm
 from decaylab.rules import RULES_NEEDING_REFERENCE, apply_after_update, apply_before_update, decay_scale
+from decaylab.rules._scalar import Scalar, is_zero
 
 
 def group_rule(group: Mapping[str, Any], prefix: str = "") -> str:
@@ -30,10 +34,10 @@ def check_group_decay(group: Mapping[str, Any], prefix: str = "") -> None:
 
 
 def group_needs_reference(group: Mapping[str, Any], prefix: str = "") -> bool:
-    return group_rule(group, prefix) in RULES_NEEDING_REFERENCE and group[f"{prefix}weight_decay"] != 0
+    return group_rule(group, prefix) in RULES_NEEDING_REFERENCE and not is_zero(group[f"{prefix}weight_decay"])
 
 
-def group_decay_scale(group: Mapping[str, Any], prefix: str = "") -> float:
+def group_decay_scale(group: Mapping[str, Any], prefix: str = "") -> Scalar:
     """``s`` for this step, from the group's current ``lr`` (so LR schedulers are honoured)."""
     return decay_scale(group[f"{prefix}scale"], group["lr"], group.get("initial_lr", group["lr"]))
 
@@ -48,7 +52,7 @@ def decay_before_update(
 ) -> None:
     """Apply the group's pre-update rule (L2, sign L1, toward reference, elastic net's L2 part)."""
     weight_decay = group[f"{prefix}weight_decay"]
-    if weight_decay == 0 or not params:
+    if is_zero(weight_decay) or not params:
         return
     apply_before_update(
         group_rule(group, prefix),

@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+from torch import Tensor
 
-from decaylab.optim._base import DecoupledOptimizer, resolve_foreach, zeros_state_like
+from decaylab.optim._base import DecoupledOptimizer, TensorLists, zeros_state_like
 from decaylab.optim._decay import ReferenceSource, decay_after_update, decay_before_update
 from decaylab.optim._validation import (
     check_l1_decay_needs_elastic_net,
@@ -14,7 +15,8 @@ from decaylab.optim._validation import (
     check_unit_interval,
     rule_from_weight_norm,
 )
-from decaylab.optim.functional import adam_step, oriented_gradients
+from decaylab.optim.functional import adam_bias_corrections, adam_step, oriented_gradients
+from decaylab.optim.fused import FusedGroup
 
 
 class AdamW(DecoupledOptimizer):
@@ -32,7 +34,8 @@ class AdamW(DecoupledOptimizer):
 
     ``g`` is negated when ``maximize``; the decay always shrinks. With ``rule="l2"`` and
     ``scale="lr"`` this is torch.optim.AdamW. Parameters whose ``.grad`` is None are neither updated
-    nor decayed. Every option may be overridden per param group.
+    nor decayed. Every option may be overridden per param group. ``foreach`` and ``fused`` pick the
+    implementation, as for :class:`~decaylab.optim.SGDW` (``fused=True``: one compiled pass per tensor).
     """
 
     def __init__(
@@ -51,6 +54,7 @@ class AdamW(DecoupledOptimizer):
         reference: ReferenceSource = None,
         maximize: bool = False,
         foreach: bool | None = None,
+        fused: bool | None = None,
     ) -> None:
         check_l1_decay_needs_elastic_net(rule_from_weight_norm(weight_norm, rule), l1_decay)
         defaults = dict(
@@ -65,6 +69,7 @@ class AdamW(DecoupledOptimizer):
             scale=scale,
             maximize=maximize,
             foreach=foreach,
+            fused=fused,
         )
         self._check_group(defaults)
         super().__init__(params, defaults, reference)
@@ -98,35 +103,47 @@ class AdamW(DecoupledOptimizer):
                 max_exp_avg_sqs.append(state["max_exp_avg_sq"])
         return exp_avgs, exp_avg_sqs, max_exp_avg_sqs, steps
 
-    @torch.no_grad()
-    def step(self, closure: Any = None) -> Any:
-        """One update; ``closure`` (re-evaluates the loss, returns it) is optional."""
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        self._check_before_step()
-        for group in self.param_groups:
-            params, grads = self._params_with_grad(group)
-            if not params:
-                continue
-            foreach = resolve_foreach(group["foreach"], params)
-            exp_avgs, exp_avg_sqs, max_exp_avg_sqs, steps = self._gather_state(group, params)
-            decay_before_update(group, params, self._references(group, params), foreach=foreach)
-            beta1, beta2 = group["betas"]
-            adam_step(
-                params,
-                oriented_gradients(grads, group["maximize"], foreach=foreach),
-                exp_avgs,
-                exp_avg_sqs,
-                max_exp_avg_sqs,
-                steps,
-                lr=group["lr"],
-                beta1=beta1,
-                beta2=beta2,
-                eps=group["eps"],
-                amsgrad=group["amsgrad"],
-                foreach=foreach,
-            )
-            decay_after_update(group, params, foreach=foreach)
-        return loss
+    def _group_tensors(self, group: dict[str, Any], params: list[Tensor], grads: list[Tensor]) -> TensorLists:
+        exp_avgs, exp_avg_sqs, max_exp_avg_sqs, steps = self._gather_state(group, params)
+        return params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, steps, self._references(group, params)
+
+    @staticmethod
+    def _update(
+        group: dict[str, Any],
+        params: list[Tensor],
+        grads: list[Tensor],
+        exp_avgs: list[Tensor],
+        exp_avg_sqs: list[Tensor],
+        max_exp_avg_sqs: list[Tensor],
+        steps: list[Tensor],
+        references: list[Tensor] | None,
+        *,
+        foreach: bool,
+    ) -> None:
+        decay_before_update(group, params, references, foreach=foreach)
+        beta1, beta2 = group["betas"]
+        adam_step(
+            params,
+            oriented_gradients(grads, group["maximize"], foreach=foreach),
+            exp_avgs,
+            exp_avg_sqs,
+            max_exp_avg_sqs,
+            steps,
+            lr=group["lr"],
+            beta1=beta1,
+            beta2=beta2,
+            eps=group["eps"],
+            amsgrad=group["amsgrad"],
+            foreach=foreach,
+            bias_corrections=group.get("bias_corrections"),  # given on the fused path only
+        )
+        decay_after_update(group, params, foreach=foreach)
+
+    def _fused_group(self, group: dict[str, Any], tensors: TensorLists) -> FusedGroup:
+        """Adds each parameter's bias corrections for this step, computed once here, not per element."""
+        fused = super()._fused_group(group, tensors)
+        beta1, beta2 = group["betas"]
+        t = torch.stack(tensors[5]).to(torch.float64) + 1  # the step each parameter is about to take
+        step_size, bias_correction2_sqrt = adam_bias_corrections(t, group["lr"], beta1, beta2)
+        corrections = torch.stack([step_size, bias_correction2_sqrt]).to(tensors[0][0].device)
+        return fused._replace(dynamic={**fused.dynamic, "bias_corrections": corrections})

@@ -3,12 +3,18 @@
 The optimizers compose these with the rules in :mod:`decaylab.rules`; neither path writes to a
 user's ``.grad``. The operation order follows torch.optim so that, with decay off, results are
 bit-for-bit those of torch.optim.SGD / torch.optim.Adam.
+
+The per-tensor path also runs with ``lr`` as a 0-dim tensor: that is the code the fused path
+(:mod:`decaylab.optim.fused`) compiles, so no update is written twice (see
+:mod:`decaylab.rules._scalar`).
 """
 
 from __future__ import annotations
 
 import torch
 from torch import Tensor
+
+from decaylab.rules._scalar import Scalar, add_scaled_, addcdiv_scaled_
 
 
 def oriented_gradients(grads: list[Tensor], maximize: bool, *, foreach: bool) -> list[Tensor]:
@@ -25,7 +31,7 @@ def sgd_step(
     grads: list[Tensor],
     momentum_buffers: list[Tensor | None],
     *,
-    lr: float,
+    lr: Scalar,
     momentum: float,
     dampening: float,
     nesterov: bool,
@@ -61,7 +67,16 @@ def sgd_step(
         torch._foreach_add_(params, directions, alpha=-lr)
     else:
         for w, d in zip(params, directions, strict=True):
-            w.add_(d, alpha=-lr)
+            add_scaled_(w, d, -lr)
+
+
+def adam_bias_corrections(t: Scalar, lr: Scalar, beta1: float, beta2: float) -> tuple[Scalar, Scalar]:
+    r"""Adam's step size :math:`\eta / (1 - \beta_1^t)` and :math:`\sqrt{1 - \beta_2^t}` for step number ``t``.
+
+    ``t`` is a number (eager) or a float64 tensor of step numbers (the fused path computes these
+    once per step, outside the compiled loops, so no ``pow`` runs per element).
+    """
+    return lr / (1 - beta1**t), (1 - beta2**t) ** 0.5
 
 
 def adam_step(
@@ -72,12 +87,13 @@ def adam_step(
     max_exp_avg_sqs: list[Tensor],
     steps: list[Tensor],
     *,
-    lr: float,
+    lr: Scalar,
     beta1: float,
     beta2: float,
     eps: float,
     amsgrad: bool,
     foreach: bool,
+    bias_corrections: Tensor | None = None,
 ) -> None:
     r"""Adam's update (torch.optim.Adam without weight decay); moments and steps updated in place.
 
@@ -85,6 +101,11 @@ def adam_step(
         m_t = \beta_1 m_{t-1} + (1-\beta_1) g_t, \quad v_t = \beta_2 v_{t-1} + (1-\beta_2) g_t^2,
         \quad \hat v_t = \max(\hat v_{t-1}, v_t) \ (\text{amsgrad}) \\
         w \leftarrow w - \frac{\eta}{1-\beta_1^t} \, \frac{m_t}{\sqrt{v_t} / \sqrt{1-\beta_2^t} + \epsilon}
+
+    ``bias_corrections`` (per-tensor path only): a ``(2, len(params))`` tensor holding, for the step
+    each parameter is about to take, :func:`adam_bias_corrections`; the fused path passes it so the
+    compiled loops only read two numbers per tensor. Without it, a tensor ``lr`` takes ``t`` from the
+    step tensors inside the graph.
     """
     if foreach:
         torch._foreach_add_(steps, 1)
@@ -107,12 +128,14 @@ def adam_step(
         steps[i] += 1
         m.lerp_(g, 1 - beta1)
         v.mul_(beta2).addcmul_(g, g, value=1 - beta2)
-        t = float(steps[i])
-        step_size = lr / (1 - beta1**t)
-        bias_correction2_sqrt_t = (1 - beta2**t) ** 0.5
+        if bias_corrections is not None:
+            step_size, bias_correction2_sqrt_t = bias_corrections[0][i], bias_corrections[1][i]
+        else:
+            t = steps[i].to(torch.float64) if isinstance(lr, Tensor) else float(steps[i])
+            step_size, bias_correction2_sqrt_t = adam_bias_corrections(t, lr, beta1, beta2)
         if amsgrad:
             torch.maximum(max_exp_avg_sqs[i], v, out=max_exp_avg_sqs[i])
             denominator = (max_exp_avg_sqs[i].sqrt() / bias_correction2_sqrt_t).add_(eps)
         else:
             denominator = (v.sqrt() / bias_correction2_sqrt_t).add_(eps)
-        w.addcdiv_(m, denominator, value=-step_size)
+        addcdiv_scaled_(w, m, denominator, -step_size)

@@ -5,12 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+from torch import Tensor
 
-from decaylab.optim._base import DecoupledOptimizer, ValidatedOptimizer, resolve_foreach
+from decaylab.optim._base import DecoupledOptimizer, TensorLists, ValidatedOptimizer
 from decaylab.optim._decay import ReferenceSource, decay_after_update, decay_before_update
 from decaylab.optim._validation import check_l1_decay_needs_elastic_net, check_nonnegative, rule_from_weight_norm
 from decaylab.optim.functional import oriented_gradients, sgd_step
 from decaylab.rules import coupled_l2, coupled_l2_
+from decaylab.rules._scalar import is_zero
 
 
 def _check_momentum_options(group: dict[str, Any]) -> None:
@@ -26,14 +28,13 @@ def _check_momentum_options(group: dict[str, Any]) -> None:
         )
 
 
-def _momentum_buffers(optimizer: torch.optim.Optimizer, group: dict[str, Any], params: list[torch.Tensor]) -> list:
-    if group["momentum"] == 0:
-        return []
-    return [optimizer.state[p].get("momentum_buffer") for p in params]
+def _fusable_momentum(group: dict[str, Any], buffers: list | None) -> bool:
+    """The first momentum step (buffer = g) runs eagerly; later ones can be compiled."""
+    return group["momentum"] == 0 or all(b is not None for b in buffers or [])
 
 
-def _store_momentum_buffers(optimizer: torch.optim.Optimizer, params: list[torch.Tensor], buffers: list) -> None:
-    for p, buf in zip(params, buffers, strict=False):
+def _store_momentum_buffers(optimizer: torch.optim.Optimizer, params: list[torch.Tensor], buffers: list | None) -> None:
+    for p, buf in zip(params, buffers or [], strict=False):
         optimizer.state[p]["momentum_buffer"] = buf
 
 
@@ -51,6 +52,8 @@ class SGD(ValidatedOptimizer):
 
     This is torch.optim.SGD's rule, computed with the same operations (equal to within 1 ulp).
     Seed: lr=0.1, weight_decay=0.1, zero gradient: 1.0 -> 0.99, -1.5 -> -1.485.
+
+    ``foreach`` / ``fused`` pick the implementation, as in torch.optim (see :class:`SGDW`).
     """
 
     def __init__(
@@ -64,6 +67,7 @@ class SGD(ValidatedOptimizer):
         *,
         maximize: bool = False,
         foreach: bool | None = None,
+        fused: bool | None = None,
     ) -> None:
         defaults = dict(
             lr=lr,
@@ -73,6 +77,7 @@ class SGD(ValidatedOptimizer):
             nesterov=nesterov,
             maximize=maximize,
             foreach=foreach,
+            fused=fused,
         )
         self._check_group(defaults)
         super().__init__(params, defaults)
@@ -82,38 +87,36 @@ class SGD(ValidatedOptimizer):
         _check_momentum_options(group)
         check_nonnegative("weight_decay", group["weight_decay"])
 
-    @torch.no_grad()
-    def step(self, closure: Any = None) -> Any:
-        """One update; ``closure`` (re-evaluates the loss, returns it) is optional."""
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        self._check_before_step()
-        for group in self.param_groups:
-            params, grads = self._params_with_grad(group)
-            if not params:
-                continue
-            foreach = resolve_foreach(group["foreach"], params)
-            directions = oriented_gradients(grads, group["maximize"], foreach=foreach)
-            if group["weight_decay"] != 0:
-                if group["maximize"]:  # directions are our own tensors: add in place
-                    coupled_l2_(directions, params, group["weight_decay"], foreach=foreach)
-                else:
-                    directions = coupled_l2(directions, params, group["weight_decay"], foreach=foreach)
-            buffers = _momentum_buffers(self, group, params)
-            sgd_step(
-                params,
-                directions,
-                buffers,
-                lr=group["lr"],
-                momentum=group["momentum"],
-                dampening=group["dampening"],
-                nesterov=group["nesterov"],
-                foreach=foreach,
-            )
-            _store_momentum_buffers(self, params, buffers)
-        return loss
+    def _group_tensors(self, group: dict[str, Any], params: list[Tensor], grads: list[Tensor]) -> TensorLists:
+        buffers = [self.state[p].get("momentum_buffer") for p in params] if group["momentum"] != 0 else None
+        return params, grads, buffers
+
+    @staticmethod
+    def _update(
+        group: dict[str, Any], params: list[Tensor], grads: list[Tensor], buffers: list | None, *, foreach: bool
+    ) -> None:
+        directions = oriented_gradients(grads, group["maximize"], foreach=foreach)
+        if not is_zero(group["weight_decay"]):
+            if group["maximize"]:  # directions are our own tensors: add in place
+                coupled_l2_(directions, params, group["weight_decay"], foreach=foreach)
+            else:
+                directions = coupled_l2(directions, params, group["weight_decay"], foreach=foreach)
+        sgd_step(
+            params,
+            directions,
+            buffers if buffers is not None else [],
+            lr=group["lr"],
+            momentum=group["momentum"],
+            dampening=group["dampening"],
+            nesterov=group["nesterov"],
+            foreach=foreach,
+        )
+
+    def _fusable(self, group: dict[str, Any], tensors: TensorLists) -> bool:
+        return _fusable_momentum(group, tensors[2])
+
+    def _finish(self, group: dict[str, Any], params: list[Tensor], tensors: TensorLists) -> None:
+        _store_momentum_buffers(self, params, tensors[2])
 
 
 class SGDW(DecoupledOptimizer):
@@ -142,6 +145,16 @@ class SGDW(DecoupledOptimizer):
     weight_decay=0.1, zero gradient gives 1.0 -> 0.9 and -1.5 -> -1.35 (L2) or -1.4 (L1).
     Parameters whose ``.grad`` is None are neither updated nor decayed (as torch.optim.AdamW).
     Every option may be overridden per param group.
+
+    Implementation (the result is the same up to float rounding):
+
+    * ``foreach=False``: a loop over tensors; ``True``: torch's multi-tensor kernels; ``None``
+      (default): multi-tensor on devices that have those kernels (CUDA), as torch.optim.
+    * ``fused=True``: the per-tensor step compiled with ``torch.compile`` (:mod:`decaylab.optim.fused`):
+      one pass over memory per tensor, no temporaries. The first call compiles (seconds to a minute;
+      cached on disk by Inductor for later processes); LR schedulers do not recompile. The first
+      momentum step runs eagerly. CPU and CUDA, real floating-point dense parameters; mutually
+      exclusive with ``foreach=True``. ``fused=None`` (default) means off.
     """
 
     def __init__(
@@ -160,6 +173,7 @@ class SGDW(DecoupledOptimizer):
         reference: ReferenceSource = None,
         maximize: bool = False,
         foreach: bool | None = None,
+        fused: bool | None = None,
     ) -> None:
         check_l1_decay_needs_elastic_net(rule_from_weight_norm(weight_norm, rule), l1_decay)
         defaults = dict(
@@ -174,6 +188,7 @@ class SGDW(DecoupledOptimizer):
             scale=scale,
             maximize=maximize,
             foreach=foreach,
+            fused=fused,
         )
         self._check_group(defaults)
         super().__init__(params, defaults, reference)
@@ -182,31 +197,35 @@ class SGDW(DecoupledOptimizer):
         super()._check_group(group)
         _check_momentum_options(group)
 
-    @torch.no_grad()
-    def step(self, closure: Any = None) -> Any:
-        """One update; ``closure`` (re-evaluates the loss, returns it) is optional."""
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        self._check_before_step()
-        for group in self.param_groups:
-            params, grads = self._params_with_grad(group)
-            if not params:
-                continue
-            foreach = resolve_foreach(group["foreach"], params)
-            decay_before_update(group, params, self._references(group, params), foreach=foreach)
-            buffers = _momentum_buffers(self, group, params)
-            sgd_step(
-                params,
-                oriented_gradients(grads, group["maximize"], foreach=foreach),
-                buffers,
-                lr=group["lr"],
-                momentum=group["momentum"],
-                dampening=group["dampening"],
-                nesterov=group["nesterov"],
-                foreach=foreach,
-            )
-            _store_momentum_buffers(self, params, buffers)
-            decay_after_update(group, params, foreach=foreach)
-        return loss
+    def _group_tensors(self, group: dict[str, Any], params: list[Tensor], grads: list[Tensor]) -> TensorLists:
+        buffers = [self.state[p].get("momentum_buffer") for p in params] if group["momentum"] != 0 else None
+        return params, grads, buffers, self._references(group, params)
+
+    @staticmethod
+    def _update(
+        group: dict[str, Any],
+        params: list[Tensor],
+        grads: list[Tensor],
+        buffers: list | None,
+        references: list[Tensor] | None,
+        *,
+        foreach: bool,
+    ) -> None:
+        decay_before_update(group, params, references, foreach=foreach)
+        sgd_step(
+            params,
+            oriented_gradients(grads, group["maximize"], foreach=foreach),
+            buffers if buffers is not None else [],
+            lr=group["lr"],
+            momentum=group["momentum"],
+            dampening=group["dampening"],
+            nesterov=group["nesterov"],
+            foreach=foreach,
+        )
+        decay_after_update(group, params, foreach=foreach)
+
+    def _fusable(self, group: dict[str, Any], tensors: TensorLists) -> bool:
+        return _fusable_momentum(group, tensors[2])
+
+    def _finish(self, group: dict[str, Any], params: list[Tensor], tensors: TensorLists) -> None:
+        _store_momentum_buffers(self, params, tensors[2])

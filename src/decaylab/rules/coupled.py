@@ -10,18 +10,20 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from decaylab.rules._scalar import Scalar, add_scaled, add_scaled_
 
-def coupled_l2(grads: list[Tensor], params: list[Tensor], weight_decay: float, *, foreach: bool) -> list[Tensor]:
+
+def coupled_l2(grads: list[Tensor], params: list[Tensor], weight_decay: Scalar, *, foreach: bool) -> list[Tensor]:
     """Return ``g + lam * w`` for every pair (new tensors; the inputs are left alone)."""
     if foreach:
         return list(torch._foreach_add(grads, params, alpha=weight_decay))
-    return [g.add(w, alpha=weight_decay) for g, w in zip(grads, params, strict=True)]
+    return [add_scaled(g, w, weight_decay) for g, w in zip(grads, params, strict=True)]
 
 
-def coupled_l2_(grads: list[Tensor], params: list[Tensor], weight_decay: float, *, foreach: bool) -> None:
+def coupled_l2_(grads: list[Tensor], params: list[Tensor], weight_decay: Scalar, *, foreach: bool) -> None:
     """In place: ``g += lam * w``. For gradient buffers the caller owns (not ``.grad`` of a user)."""
     if foreach:
         torch._foreach_add_(grads, params, alpha=weight_decay)
     else:
         for g, w in zip(grads, params, strict=True):
-            g.add_(w, alpha=weight_decay)
+            add_scaled_(g, w, weight_decay)

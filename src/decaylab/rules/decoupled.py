@@ -17,7 +17,9 @@ Rules applied *after* the base update (proximal: they act on ``w'``):
 
 The proximal form gives exact zeros where ``|w| <= threshold`` and never flips a sign.
 Every function has a per-tensor path (``foreach=False``) and a multi-tensor path
-(``foreach=True``, torch._foreach_* kernels); the two give identical results.
+(``foreach=True``, torch._foreach_* kernels); the two give identical results. The per-tensor path
+also takes ``factor`` / ``threshold`` as a 0-dim tensor: that is how the fused path
+(:mod:`decaylab.optim.fused`) compiles these very functions (see :mod:`decaylab.rules._scalar`).
 """
 
 from __future__ import annotations
@@ -25,10 +27,12 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from decaylab.rules._scalar import Scalar, add_scaled_, as_weight, is_zero
 
-def decoupled_l2_(params: list[Tensor], factor: float, *, foreach: bool) -> None:
+
+def decoupled_l2_(params: list[Tensor], factor: Scalar, *, foreach: bool) -> None:
     """``w <- (1 - factor) * w``."""
-    if factor == 0 or not params:
+    if is_zero(factor) or not params:
         return
     if foreach:
         torch._foreach_mul_(params, 1.0 - factor)
@@ -37,25 +41,25 @@ def decoupled_l2_(params: list[Tensor], factor: float, *, foreach: bool) -> None
             w.mul_(1.0 - factor)
 
 
-def decoupled_l1_(params: list[Tensor], factor: float, *, foreach: bool) -> None:
+def decoupled_l1_(params: list[Tensor], factor: Scalar, *, foreach: bool) -> None:
     """``w <- w - factor * sign(w)`` (a subgradient step on ``lam * |w|``)."""
-    if factor == 0 or not params:
+    if is_zero(factor) or not params:
         return
     if foreach:
         signs = torch._foreach_sign(params)
         torch._foreach_add_(params, signs, alpha=-factor)
     else:
         for w in params:
-            w.add_(w.sign(), alpha=-factor)
+            add_scaled_(w, w.sign(), -factor)
 
 
-def proximal_l1_(params: list[Tensor], threshold: float, *, foreach: bool) -> None:
+def proximal_l1_(params: list[Tensor], threshold: Scalar, *, foreach: bool) -> None:
     """Soft threshold: ``w <- sign(w) * max(|w| - threshold, 0)``, computed as ``w - clamp(w, -t, t)``.
 
     ``w - clamp(w, -t, t)`` is exactly ``0`` where ``|w| <= t`` (x - x == 0 in floating point) and
     has the sign of ``w`` elsewhere, so the rule never crosses zero.
     """
-    if threshold == 0 or not params:
+    if is_zero(threshold) or not params:
         return
     if foreach:
         clipped = torch._foreach_clamp_min(params, -threshold)
@@ -66,12 +70,12 @@ def proximal_l1_(params: list[Tensor], threshold: float, *, foreach: bool) -> No
             w.sub_(w.clamp(-threshold, threshold))
 
 
-def toward_reference_(params: list[Tensor], references: list[Tensor], factor: float, *, foreach: bool) -> None:
+def toward_reference_(params: list[Tensor], references: list[Tensor], factor: Scalar, *, foreach: bool) -> None:
     """``w <- w - factor * (w - w_ref)`` = ``lerp(w, w_ref, factor)``; ``w_ref`` is left unchanged."""
-    if factor == 0 or not params:
+    if is_zero(factor) or not params:
         return
     if foreach:
         torch._foreach_lerp_(params, references, factor)
     else:
         for w, ref in zip(params, references, strict=True):
-            w.lerp_(ref, factor)
+            w.lerp_(ref, as_weight(factor, w))

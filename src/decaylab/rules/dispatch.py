@@ -16,7 +16,8 @@ rule                before the update (factor = s * lam)     after the update
 ``"toward_reference"`` w -= s*lam*(w - w_ref)                -
 ==================  =======================================  ========================================
 
-``lam`` is ``weight_decay``; ``lam_l1`` is ``l1_decay`` (elastic net only).
+``lam`` is ``weight_decay``; ``lam_l1`` is ``l1_decay`` (elastic net only). The numbers may be
+0-dim tensors (the fused path); a strength that is a Python ``0`` skips its rule.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from typing import Final, Literal
 
 from torch import Tensor
 
+from decaylab.rules._scalar import Scalar, is_zero
 from decaylab.rules.decoupled import decoupled_l1_, decoupled_l2_, proximal_l1_, toward_reference_
 
 Rule = Literal["l2", "l1", "proximal_l1", "elastic_net", "toward_reference"]
@@ -36,8 +38,8 @@ def apply_before_update(
     rule: str,
     params: list[Tensor],
     *,
-    scale: float,
-    weight_decay: float,
+    scale: Scalar,
+    weight_decay: Scalar,
     references: list[Tensor] | None = None,
     foreach: bool,
 ) -> None:
@@ -59,13 +61,12 @@ def apply_after_update(
     rule: str,
     params: list[Tensor],
     *,
-    scale: float,
-    weight_decay: float,
-    l1_decay: float,
+    scale: Scalar,
+    weight_decay: Scalar,
+    l1_decay: Scalar,
     foreach: bool,
 ) -> None:
     """Apply the proximal part of ``rule`` to the post-step weights (in place)."""
-    if rule == "proximal_l1":
-        proximal_l1_(params, scale * weight_decay, foreach=foreach)
-    elif rule == "elastic_net":
-        proximal_l1_(params, scale * l1_decay, foreach=foreach)
+    strength = weight_decay if rule == "proximal_l1" else l1_decay if rule == "elastic_net" else 0.0
+    if not is_zero(strength):
+        proximal_l1_(params, scale * strength, foreach=foreach)

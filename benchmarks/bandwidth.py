@@ -1,0 +1,110 @@
+"""The floor of a step: the bytes it must move divided by the machine's in-place memory bandwidth.
+
+A step's *traffic* counts, per parameter element, the tensors it must read and those it must
+write (one float32 each): SGD with momentum reads ``w, g, buf`` and writes ``w, buf`` (5);
+AdamW reads ``w, g, m, v`` and writes ``w, m, v`` (7); ``rule="toward_reference"`` also reads
+``w_ref``; the penalty's gradient mode reads ``w, g`` and writes ``g`` (3). Its *footprint* is the
+distinct tensors it touches (3, 4, ... parameter-sized tensors).
+
+The bandwidth is measured in the same run with streaming in-place kernels on float32 buffers
+(in place, so no write-allocate traffic, like an optimizer step):
+
+========  ====================  =========================  ======================
+kernel    operation             traffic per element of a   buffers
+========  ====================  =========================  ======================
+scale     ``a *= 1``            read a, write a (2)        a = the footprint
+add       ``a += b``            read a, b, write a (3)     a, b = half each
+fma       ``a += b * c``        read a, b, c, write a (4)  a, b, c = a third each
+========  ====================  =========================  ======================
+
+Each kernel's buffers together have the step's footprint, so caches help the floor exactly as
+much as they can help the step (this machine's L3 is as large as some footprints). Each kernel
+is timed ``repeats`` times (median); the bandwidth is the best of the three kernels, so the floor
+is what the fastest simple in-place stream achieves on these bytes, with the same threads.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import dataclass
+
+import torch
+
+FLOAT_BYTES = 4
+
+
+@dataclass(frozen=True)
+class Traffic:
+    """Parameter-sized float32 tensors a step reads and writes (every written tensor is also read)."""
+
+    reads: int
+    writes: int
+
+    @property
+    def moved(self) -> int:
+        return self.reads + self.writes
+
+    @property
+    def footprint(self) -> int:
+        return self.reads
+
+    def bytes_moved(self, numel: int) -> int:
+        return self.moved * numel * FLOAT_BYTES
+
+    def footprint_bytes(self, numel: int) -> int:
+        return self.footprint * numel * FLOAT_BYTES
+
+
+@dataclass(frozen=True)
+class Bandwidth:
+    footprint_bytes: int
+    bytes_per_second: float  # the best kernel's
+    kernel: str
+    per_kernel: dict[str, float]  # bytes per second of each kernel
+
+    @property
+    def gb_per_s(self) -> float:
+        return self.bytes_per_second / 1e9
+
+
+def _median_seconds(fn, repeats: int) -> float:
+    fn()  # touch the pages and warm caches once
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+class BandwidthMeter:
+    """Measures the in-place bandwidth for any footprint up to ``max_footprint_bytes`` from one buffer."""
+
+    def __init__(self, max_footprint_bytes: int) -> None:
+        self._pool = torch.ones(max(3, -(-max_footprint_bytes // FLOAT_BYTES)), dtype=torch.float32)
+
+    def measure(self, footprint_bytes: int, repeats: int = 7) -> Bandwidth:
+        n = min(self._pool.numel(), max(3, footprint_bytes // FLOAT_BYTES))
+        pool = self._pool[:n]
+        half, third = n // 2, n // 3
+        a2, b2 = pool[:half], pool[half : 2 * half]
+        a3, b3, c3 = pool[:third], pool[third : 2 * third], pool[2 * third : 3 * third]
+        b3.fill_(0.0)  # a += 0 * c keeps the values (and away from overflow or denormals)
+        b2.fill_(0.0)
+        kernels = {
+            "scale": (lambda: pool.mul_(1.0), 2 * n),
+            "add": (lambda: a2.add_(b2), 3 * half),
+            "fma": (lambda: a3.addcmul_(b3, c3), 4 * third),
+        }
+        per_kernel = {
+            name: elements * FLOAT_BYTES / _median_seconds(fn, repeats) for name, (fn, elements) in kernels.items()
+        }
+        best = max(per_kernel, key=per_kernel.__getitem__)
+        pool.fill_(1.0)
+        return Bandwidth(n * FLOAT_BYTES, per_kernel[best], best, per_kernel)
+
+
+def floor_seconds(traffic: Traffic, numel: int, bandwidth: Bandwidth) -> float:
+    """The time to move the step's bytes at the measured in-place bandwidth."""
+    return traffic.bytes_moved(numel) / bandwidth.bytes_per_second

@@ -1,0 +1,48 @@
+"""Scalars that are a Python number on the eager path and a 0-dim tensor on the fused path.
+
+The fused path (:mod:`decaylab.optim.fused`) compiles the *same* per-tensor code as the eager
+path, with every number that may change between steps (``lr``, the decay strengths, the scale
+``s``, Adam's bias corrections) given as a 0-dim tensor, so that an LR scheduler never triggers a
+recompile. torch's ``alpha=`` / ``value=`` arguments take numbers only, so the few places that
+scale by such a value go through these helpers: a number keeps the exact eager kernel (results
+bit-identical to torch.optim), a tensor uses a broadcasting multiply, which Inductor fuses into
+the same single pass over memory.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+Scalar = float | Tensor
+
+
+def is_zero(value: Scalar) -> bool:
+    """``value == 0`` for a number; ``False`` for a tensor (the fused path decides zeros before tracing)."""
+    return not isinstance(value, Tensor) and value == 0
+
+
+def add_scaled_(x: Tensor, y: Tensor, alpha: Scalar) -> Tensor:
+    """In place: ``x += alpha * y``."""
+    if isinstance(alpha, Tensor):
+        return x.addcmul_(y, alpha)
+    return x.add_(y, alpha=alpha)
+
+
+def add_scaled(x: Tensor, y: Tensor, alpha: Scalar) -> Tensor:
+    """``x + alpha * y`` as a new tensor."""
+    if isinstance(alpha, Tensor):
+        return torch.addcmul(x, y, alpha)
+    return x.add(y, alpha=alpha)
+
+
+def addcdiv_scaled_(x: Tensor, numerator: Tensor, denominator: Tensor, value: Scalar) -> Tensor:
+    """In place: ``x += value * numerator / denominator``."""
+    if isinstance(value, Tensor):
+        return x.addcmul_(numerator / denominator, value)
+    return x.addcdiv_(numerator, denominator, value=value)
+
+
+def as_weight(value: Scalar, like: Tensor) -> Scalar:
+    """``value`` as a ``lerp`` weight for ``like``: tensors must share its dtype, numbers pass unchanged."""
+    return value.to(like.dtype) if isinstance(value, Tensor) else value
