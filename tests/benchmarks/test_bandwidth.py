@@ -6,6 +6,7 @@ import math
 
 import pytest
 import torch
+
 from benchmarks.bandwidth import Bandwidth, BandwidthMeter, floor_seconds
 from benchmarks.cases import ADAMW_TRAFFIC, PENALTY_TRAFFIC, SGD_TRAFFIC
 

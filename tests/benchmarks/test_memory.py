@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+
 from benchmarks.memory import allocation_profile, peak_transient_bytes
 
 MB4 = 1000 * 1000 * 4

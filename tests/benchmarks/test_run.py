@@ -6,10 +6,10 @@ import json
 from pathlib import Path
 
 import pytest
-from benchmarks.cases import FAMILIES, Workspace, equivalents
-from benchmarks.shapes import digits_shapes
 
 from benchmarks import run
+from benchmarks.cases import FAMILIES, Workspace, equivalents
+from benchmarks.shapes import digits_shapes
 
 
 def test_every_rule_and_every_baseline_is_a_candidate() -> None:

@@ -54,7 +54,7 @@ def test_out_writes_csv_json_and_plots(tmp_path) -> None:
     assert sorted(p.name for p in out.iterdir()) == [
         "toy_loss.png", "toy_paths.png", "toy_steps.csv", "toy_summary.json", "toy_weights.png"
     ]  # fmt: skip
-    rows = list(csv.DictReader((out / "toy_steps.csv").open()))
+    rows = list(csv.DictReader((out / "toy_steps.csv").read_text().splitlines()))
     assert len(rows) == 3 * 26
     assert {r["method"] for r in rows} == {"none", "decoupled_l2", "l1"}
     saved = json.loads((out / "toy_summary.json").read_text())
