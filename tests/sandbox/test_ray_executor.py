@@ -41,7 +41,7 @@ from decaylab.sandbox.runner import (
 )
 from decaylab.sandbox.shards import shard_plan
 from decaylab.sandbox.study import Study
-from tests.ray_cluster import LocalRayCluster, ray_cluster
+from tests.ray_cluster import LocalRayCluster, Watch, exposed, shared_cluster
 from tests.sandbox.test_runner import contents
 
 # Nine CNN runs on digits, about 0.1 s each: several shards per worker, conv numerics compared bit for bit.
@@ -69,9 +69,8 @@ def reference(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list]:
 
 
 @pytest.fixture(scope="module")
-def cluster() -> Iterator[LocalRayCluster]:
-    with ray_cluster(num_cpus=2) as running:
-        yield running
+def cluster(pytestconfig: pytest.Config) -> LocalRayCluster:
+    return shared_cluster(pytestconfig)
 
 
 @pytest.fixture(scope="module")
@@ -132,31 +131,6 @@ class BrokenAfterFirstEpoch:
                 raise OSError("the shard's scratch disk vanished")
 
 
-class Watch:
-    """A thread that samples the cluster's listening sockets while a study runs."""
-
-    def __init__(self, cluster: LocalRayCluster) -> None:
-        self.cluster = cluster
-        self.exposed: list[str] = []
-        self.samples_with_workers = 0
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._watch, daemon=True)
-
-    def _watch(self) -> None:
-        base = len(self.cluster.pids())
-        while not self.stop.wait(0.2):
-            self.exposed += self.cluster.exposed({os.getpid()})
-            self.samples_with_workers += len(self.cluster.pids()) > base
-
-    def __enter__(self) -> Watch:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop.set()
-        self.thread.join()
-
-
 def timeless(events: Iterable[Event]) -> list[Event]:
     """``events`` with wall-clock times zeroed."""
     return [
@@ -181,9 +155,12 @@ def delivered_epochs() -> tuple[Counter, Callable[[Event, object], None]]:
 def test_results_equal_the_local_executors_and_ray_stays_on_loopback(
     connected: LocalRayCluster, reference: dict, tmp_path: Path
 ) -> None:
-    assert connected.exposed({os.getpid()}) == []
+    def ours() -> set[int]:  # the cluster's processes and its driver, this one
+        return connected.pids() | {os.getpid()}
+
+    assert exposed(ours()) == []
     seen, on_event = delivered_epochs()
-    with Watch(connected) as watch:
+    with Watch(ours) as watch:
         outcome = run_study(STUDY, tmp_path, executor=RayExecutor(address=connected.address), on_event=on_event)
     assert outcome.executor == "ray"
     assert outcome.counts == {"finished": RUNS}
