@@ -90,7 +90,7 @@ def test_a_killed_driver_is_resumed_by_the_same_command_to_what_the_local_execut
         driver.wait()
     done = _finished(tmp_path)
     assert 2 <= done < RUNS
-    # Ray ends the dead driver's job: its shards stop running on the cluster.
+    # Ray ends a dead driver's job: no shard of it keeps the cluster busy, the re-run has it to itself.
     deadline = time.monotonic() + 30
     while cluster.workers() and time.monotonic() < deadline:
         time.sleep(0.2)
