@@ -196,7 +196,7 @@ class LocalRayCluster:
         """Titles of the cluster's worker processes that are running a task (``ray::run_shard``)."""
         return [title for pid in self.pids() if (title := cmdline(pid)).startswith("ray::run_shard")]
 
-    def stop(self, grace_s: float = 3.0) -> None:
+    def stop(self, grace_s: float = 1.0) -> None:
         """SIGTERM the cluster's processes, SIGKILL what is left after ``grace_s``; remove its temp directory."""
         pids = self.pids()
         for sig, wait_s in ((signal.SIGTERM, grace_s), (signal.SIGKILL, 5.0)):
