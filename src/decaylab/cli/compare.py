@@ -38,11 +38,12 @@ from decaylab.cli.train import (
     task_options,
 )
 from decaylab.sandbox.methods import METHODS
-from decaylab.sandbox.runner import EXECUTORS, Executor, make_executor
+from decaylab.sandbox.runner import EXECUTORS, Executor, ExecutorError, make_executor
 from decaylab.sandbox.store import StoreError
 from decaylab.sandbox.study import GRID_KEYS, RANK_BY, TASK_FIELDS, Study, default_study
 
 RUNS_DIR = Path("runs")
+EXECUTOR_FLAGS = {"executor": "--executor", "address": "--address"}
 
 
 def default_out(study: Study, quick: bool) -> Path:
@@ -120,8 +121,21 @@ def compare_command(
     channels: ChannelsOpt = None,
     conv_layers: ConvLayersOpt = None,
     executor: Annotated[
-        str, typer.Option("--executor", help=f"How runs are executed: {choices(EXECUTORS)} (one after another here).")
+        str,
+        typer.Option(
+            "--executor",
+            help=f"How runs are executed: {choices(EXECUTORS)} (local: one after another here; "
+            "ray: shards as Ray tasks, see --address and docs/ray.md).",
+        ),
     ] = "local",
+    address: Annotated[
+        str | None,
+        typer.Option(
+            "--address",
+            help="With --executor ray: the running Ray cluster to use (HOST:PORT of its head, ray://HOST:PORT, "
+            "or auto); default: start a local Ray instance for this run.",
+        ),
+    ] = None,
     report: Annotated[bool, typer.Option("--report/--no-report", help="Build the report when done.")] = True,
 ) -> None:
     """Compare regularization methods: every method x strength x seed (x lr) on one task.
@@ -165,10 +179,14 @@ def compare_command(
         if value is not None
     }
     study = build_study(config, quick, task, grid, rank_by)
+    if address is not None and executor != "ray":
+        fail(f"--address: only used with --executor ray (got --executor {executor})")
     try:
-        runner = make_executor(executor)
+        runner = make_executor(executor, **({} if address is None else {"address": address}))
     except ValueError as error:
-        fail(explain(error, {"executor": "--executor"}))
+        fail(explain(error, EXECUTOR_FLAGS))
+    except ExecutorError as error:  # e.g. Ray not installed
+        fail(explain(error, EXECUTOR_FLAGS), code=1)
     directory = out if out is not None else default_out(study, quick)
     outcome = _run(study, directory, runner)
     failed = outcome.counts.get("failed", 0)
@@ -215,6 +233,8 @@ def _run(study: Study, directory: Path, executor: Executor) -> Any:
             return run_study(study, directory, executor=executor, on_event=on_event, on_start=on_start)
         except StoreError as error:
             fail(str(error), code=1)
+        except ExecutorError as error:
+            fail(explain(error, EXECUTOR_FLAGS), code=1)
         except KeyboardInterrupt:
             bar.close()
             typer.secho(

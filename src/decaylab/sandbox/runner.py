@@ -21,8 +21,9 @@ Its contract:
 - an executor never writes the store and must give the numbers :func:`run_job` gives.
 
 :class:`LocalExecutor` (the default) runs the jobs one after the other in this process, one torch
-thread each. A batched executor (many configurations as one vmapped model) or a Ray executor (jobs
-as remote tasks, events streamed back) plugs in by implementing the same ``run``.
+thread each. :class:`~decaylab.sandbox.ray_executor.RayExecutor` (``ray``) ships shards of jobs to a
+Ray cluster as tasks and streams their events back. A batched executor (many configurations as one
+vmapped model) plugs in by implementing the same ``run``.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ import traceback
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from decaylab.sandbox.store import FILENAME, Store, StoreError
 from decaylab.sandbox.study import Study
@@ -115,14 +116,26 @@ class LocalExecutor:
             yield from run_job(job, num_threads=self.num_threads)
 
 
-EXECUTORS: dict[str, Callable[[], Executor]] = {"local": LocalExecutor}
+class ExecutorError(RuntimeError):
+    """An executor cannot run here (a missing optional dependency, an unreachable cluster); the
+    message starts with the option at fault and says what to do."""
+
+
+def _ray_executor(**options: Any) -> Executor:
+    from decaylab.sandbox.ray_executor import RayExecutor  # imports Ray itself only when built
+
+    return RayExecutor(**options)
+
+
+EXECUTORS: dict[str, Callable[..., Executor]] = {"local": LocalExecutor, "ray": _ray_executor}
 """Executors by name (``decaylab compare --executor NAME``); new executors register here."""
 
 
-def make_executor(name: str) -> Executor:
+def make_executor(name: str, **options: Any) -> Executor:
+    """The executor registered as ``name``, built with ``options`` (e.g. ``address`` for ``ray``)."""
     if name not in EXECUTORS:
         raise ValueError(f"executor: unknown executor {name!r}; choose from {', '.join(EXECUTORS)}")
-    return EXECUTORS[name]()
+    return EXECUTORS[name](**options)
 
 
 @dataclass
