@@ -35,7 +35,7 @@ compare: setup
 	$(BIN)/decaylab compare
 
 test: setup-test
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
 
 lint: setup-test
 	$(BIN)/ruff check src tests benchmarks examples
