@@ -120,7 +120,13 @@ def compare_command(
     channels: ChannelsOpt = None,
     conv_layers: ConvLayersOpt = None,
     executor: Annotated[
-        str, typer.Option("--executor", help=f"How runs are executed: {choices(EXECUTORS)} (one after another here).")
+        str,
+        typer.Option(
+            "--executor",
+            help=f"How runs are executed: {choices(EXECUTORS)} (local: one after another here; batched: each "
+            "group of runs that differ only in method, strength, lr, seed or schedule as one stacked model, where "
+            "a measurement shows that is faster; the choice is printed and kept in plans.jsonl).",
+        ),
     ] = "local",
     report: Annotated[bool, typer.Option("--report/--no-report", help="Build the report when done.")] = True,
 ) -> None:
@@ -211,8 +217,16 @@ def _run(study: Study, directory: Path, executor: Executor) -> Any:
                 bar.write(f"{label}: {event.status} ({event.message.splitlines()[0]})")
                 bar.update()
 
+        if hasattr(executor, "on_plan"):  # executors that choose a plan per group of runs say which, and why
+            executor.on_plan = lambda batch: bar.write(f"plan: {batch.message()}")
         try:
-            return run_study(study, directory, executor=executor, on_event=on_event, on_start=on_start)
+            outcome = run_study(study, directory, executor=executor, on_event=on_event, on_start=on_start)
+            decisions = getattr(executor, "decisions", None)
+            if decisions:
+                from decaylab.sandbox.batched.plan import record_plans
+
+                record_plans(directory, decisions)
+            return outcome
         except StoreError as error:
             fail(str(error), code=1)
         except KeyboardInterrupt:

@@ -21,7 +21,8 @@ Its contract:
 - an executor never writes the store and must give the numbers :func:`run_job` gives.
 
 :class:`LocalExecutor` (the default) runs the jobs one after the other in this process, one torch
-thread each. A batched executor (many configurations as one vmapped model) or a Ray executor (jobs
+thread each. :class:`~decaylab.sandbox.batched.BatchedExecutor` (``batched``) trains each group of
+compatible configurations as one stacked (vmapped) model where that is faster. A Ray executor (jobs
 as remote tasks, events streamed back) plugs in by implementing the same ``run``.
 """
 
@@ -115,7 +116,13 @@ class LocalExecutor:
             yield from run_job(job, num_threads=self.num_threads)
 
 
-EXECUTORS: dict[str, Callable[[], Executor]] = {"local": LocalExecutor}
+def _batched_executor() -> Executor:
+    from decaylab.sandbox.batched import BatchedExecutor  # torch.func and friends load only when used
+
+    return BatchedExecutor()
+
+
+EXECUTORS: dict[str, Callable[[], Executor]] = {"local": LocalExecutor, "batched": _batched_executor}
 """Executors by name (``decaylab compare --executor NAME``); new executors register here."""
 
 
