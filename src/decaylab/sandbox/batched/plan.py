@@ -143,7 +143,7 @@ class Batch:
 
 
 def _ms(seconds: float) -> str:
-    return f"{seconds * 1e3:.3g} ms"
+    return f"{seconds * 1e3:.3g} ms" if seconds < 1 else f"{seconds:.3g} s"
 
 
 def choose_plan(size: int, timing: PlanTiming) -> tuple[bool, str]:
