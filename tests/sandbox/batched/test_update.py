@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from decaylab.rules import SCALES, apply_after_update, apply_before_update, coupled_l2
-from decaylab.sandbox.batched.update import Coefficients, OptimizerState, stacked_step
+from decaylab.sandbox.batched.update import Coefficients, OptimizerState, Term, stacked_step
 from decaylab.sandbox.methods import METHODS, build_method
 from decaylab.sandbox.train import RunConfig
 
@@ -120,33 +120,34 @@ def test_coefficients_put_each_method_where_build_method_does() -> None:
     assert methods == list(METHODS)  # a new method needs its row here
     configs = [dataclasses.replace(config(m, "sgd", 0), scale="lr", strength=0.5, lr=0.1) for m in methods]
     c = Coefficients.build(configs, [0.1] * 9, [0.1] * 9)
-    column = lambda t: [round(v, 6) for v in t.squeeze(1).tolist()]  # noqa: E731
-    assert column(c.coupled) == [0, 0.5, 0, 0, 0, 0, 0, 0, 0]
-    assert {p: column(t) for p, t in c.penalties.items()} == {2.0: [0] * 7 + [0.5, 0], 1.0: [0] * 8 + [0.5]}
-    factors = {rule: (column(wd), None if l1 is None else column(l1)) for rule, (wd, l1) in c.decoupled.items()}
-    assert factors == {
-        "l2": ([0, 0, 0.05, 0, 0, 0, 0, 0, 0], None),
-        "l1": ([0, 0, 0, 0.05, 0, 0, 0, 0, 0], None),
-        "proximal_l1": ([0, 0, 0, 0, 0.05, 0, 0, 0, 0], None),
-        "elastic_net": ([0, 0, 0, 0, 0, 0.05, 0, 0, 0], [0, 0, 0, 0, 0, 0.05, 0, 0, 0]),
-        "toward_reference": ([0, 0, 0, 0, 0, 0, 0.05, 0, 0], None),
+
+    def rows(term: Term) -> tuple[int, int, list[float], list[float] | None]:
+        values = [round(v, 6) for v in term.value.squeeze(1).tolist()]
+        l1 = None if term.l1 is None else [round(v, 6) for v in term.l1.squeeze(1).tolist()]
+        return term.rows.start, term.rows.stop, values, l1
+
+    assert rows(c.coupled) == (1, 2, [0.5], None)
+    assert {p: rows(t) for p, t in c.penalties.items()} == {2.0: (7, 8, [0.5], None), 1.0: (8, 9, [0.5], None)}
+    assert {rule: rows(t) for rule, t in c.decoupled.items()} == {
+        "l2": (2, 3, [0.05], None),
+        "l1": (3, 4, [0.05], None),
+        "proximal_l1": (4, 5, [0.05], None),
+        "elastic_net": (5, 6, [0.05], [0.05]),
+        "toward_reference": (6, 7, [0.05], None),
     }
-    assert column(c.lr) == [0.1] * 9
+    assert [round(v, 6) for v in c.lr.squeeze(1).tolist()] == [0.1] * 9
+
+
+def test_a_term_covers_the_rows_between_its_first_and_last_user_with_zeros_between() -> None:
+    configs = [config(m, "sgd", 0) for m in ("l1", "none", "l1", "coupled_l2")]
+    term = Coefficients.build(configs, [0.1] * 4, [0.1] * 4).decoupled["l1"]
+    assert (term.rows.start, term.rows.stop) == (0, 3)
+    assert term.value.squeeze(1).tolist()[1] == 0.0
 
 
 def test_a_rule_at_strength_zero_everywhere_is_left_out() -> None:
     configs = [dataclasses.replace(config("toward_reference", "sgd", 0), strength=0.0)]
     assert Coefficients.build(configs, [0.1], [0.1]).decoupled == {}
-
-
-def test_select_keeps_the_chosen_rows() -> None:
-    configs = [config(m, "sgd", k) for k, m in enumerate(METHODS)]
-    c = Coefficients.build(configs, [0.1 + k for k in range(9)], [0.1] * 9)
-    rows = torch.tensor([8, 1])
-    picked = c.select(rows)
-    assert picked.lr_double == [8.1, 1.1]
-    assert torch.equal(picked.coupled, c.coupled[rows])
-    assert torch.equal(picked.decoupled["l2"][0], c.decoupled["l2"][0][rows])
 
 
 @pytest.mark.parametrize("rule", ["l2", "l1", "proximal_l1", "elastic_net", "toward_reference"])

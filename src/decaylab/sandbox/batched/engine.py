@@ -34,6 +34,7 @@ from torch import Tensor
 
 from decaylab.sandbox.batched.stacked import StackedModel
 from decaylab.sandbox.batched.update import Coefficients, OptimizerState, stacked_step
+from decaylab.sandbox.methods import METHODS
 from decaylab.sandbox.runner import EpochDone, Event, Job, RunEnded
 from decaylab.sandbox.train import DivergedError, Run, check_loss
 
@@ -117,15 +118,29 @@ def scatter_state(state: OptimizerState, stacked: StackedModel, runs: Sequence[R
                 store[p]["exp_avg_sq"] = exp_avg_sq
 
 
+def gather(data: Tensor, index: Tensor) -> Tensor:
+    """``data[index]`` for a ``C x B`` index: each configuration's mini-batch (``C x B x ...``)."""
+    return data.index_select(0, index.reshape(-1)).view(*index.shape, *data.shape[1:])
+
+
+def method_order(job: Job) -> int:
+    """Position of the job's method in METHODS: a group sorted by it has each method's rows together."""
+    return list(METHODS).index(job.config.method)
+
+
 class StackedGroup:
     """Jobs that share everything but method, strength, lr, seed, scale and lr schedule (see
-    :func:`~decaylab.sandbox.batched.plan.group_key`), trained together. :meth:`events` runs them."""
+    :func:`~decaylab.sandbox.batched.plan.group_key`), trained together. :meth:`events` runs them.
+
+    The rows are the jobs sorted by method (stable), so each method's terms of the update act on
+    one contiguous range of rows (:class:`~decaylab.sandbox.batched.update.Term`).
+    """
 
     def __init__(self, jobs: Sequence[Job]) -> None:
         self.jobs: list[Job] = []
         self.runs: list[Run] = []
         self.ended: list[RunEnded] = []  # runs that could not even be built (their events come first)
-        for job in jobs:
+        for job in sorted(jobs, key=method_order):
             try:
                 run = Run(job.config)
                 if job.checkpoint is not None:
@@ -164,9 +179,14 @@ class StackedGroup:
         self.runs = [self.runs[i] for i in rows]
         return [t.index_select(0, index) for t in tensors]
 
-    def step(self, x: Tensor, y: Tensor, coefficients: Coefficients) -> Tensor:
-        """One stacked step on mini-batches ``x`` (``C x B x ...``), ``y``; returns the losses ``[C]``."""
-        losses, grads = self.stacked.loss_and_grad(self.data.task, x, y)
+    def gradients(self, index: Tensor) -> tuple[Tensor, Tensor]:
+        """``(losses [C], gradients [C, P])`` on the mini-batches ``index`` (``C x B`` example indices)."""
+        x_all, y_all = self.data.x_train, self.data.y_train
+        return self.stacked.loss_and_grad(self.data.task, gather(x_all, index), gather(y_all, index))
+
+    def step(self, index: Tensor, coefficients: Coefficients) -> Tensor:
+        """One stacked step (what each step of :meth:`train_epoch` does, divergence checks aside); returns the losses."""
+        losses, grads = self.gradients(index)
         stacked_step(self.stacked.flat, grads, self.state, coefficients)
         return losses
 
@@ -182,14 +202,12 @@ class StackedGroup:
         epoch = self.epoch + 1
         lrs = [run.lr for run in self.runs]
         coefficients = self.coefficients()
-        x_all, y_all = self.data.x_train, self.data.y_train
-        n, batch_size = len(x_all), self.runs[0].config.batch_size
+        n, batch_size = len(self.data.x_train), self.runs[0].config.batch_size
         orders = torch.stack([run.epoch_order() for run in self.runs])
         totals = torch.zeros(len(self.runs), dtype=torch.float64)
         for step, first in enumerate(range(0, n, batch_size), start=1):
             index = orders[:, first : first + batch_size]
-            x, y = x_all[index], y_all[index]
-            losses, grads = self.stacked.loss_and_grad(self.data.task, x, y)
+            losses, grads = self.gradients(index)
             finite = torch.isfinite(losses)
             if not bool(finite.all()):
                 rows = []
@@ -204,7 +222,7 @@ class StackedGroup:
                     except DivergedError as error:
                         yield RunEnded(job.run_id, "diverged", str(error))
                 orders, totals, losses, grads = self._keep(rows, orders, totals, losses, grads)
-                coefficients = coefficients.select(torch.tensor(rows, dtype=torch.long))
+                coefficients = self.coefficients()  # the same lrs (schedulers step at the end of the epoch)
                 lrs = [lrs[i] for i in rows]
                 if not self.runs:
                     return

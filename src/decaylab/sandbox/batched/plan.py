@@ -159,18 +159,9 @@ def choose_plan(size: int, timing: PlanTiming) -> tuple[bool, str]:
     return stacked, f"{comparison}: {verdict}"
 
 
-def _median_step(step: Callable[[int], object], steps: int, warmup: int) -> float:
-    times = []
-    for i in range(warmup + steps):
-        start = time.perf_counter()
-        step(i)
-        if i >= warmup:
-            times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
 def time_plans(jobs: Sequence[Job], *, steps: int = PROBE_STEPS, warmup: int = 1) -> PlanTiming:
-    """Time ``steps`` steps (after ``warmup``) of the group stacked and of its first configuration alone.
+    """Time ``steps`` steps (after ``warmup``) of the group stacked and of its first configuration alone,
+    alternating between the two (so a change in the machine's load hits both alike).
 
     Both run on throwaway copies built from the configurations (the jobs' checkpoints and the
     study's runs are untouched) with the first ``batch_size`` training examples, on the calling
@@ -178,21 +169,23 @@ def time_plans(jobs: Sequence[Job], *, steps: int = PROBE_STEPS, warmup: int = 1
     """
     from decaylab.sandbox.batched.engine import StackedGroup
 
-    fresh = [Job(job.run_id, job.config) for job in jobs]
-    group = StackedGroup(fresh)
-    x_all, y_all = group.data.x_train, group.data.y_train
-    batch = min(jobs[0].config.batch_size, len(x_all))
+    group = StackedGroup([Job(job.run_id, job.config) for job in jobs])
+    batch = min(jobs[0].config.batch_size, len(group.data.x_train))
     index = torch.arange(batch).expand(len(group), batch)  # the same examples for every configuration
     coefficients = group.coefficients()
-    stacked = _median_step(lambda _: group.step(x_all[index], y_all[index], coefficients), steps, warmup)
     run = Run(jobs[0].config)
-    x, y = x_all[:batch], y_all[:batch]
-
-    def single(i: int) -> None:
+    x, y = group.data.x_train[:batch], group.data.y_train[:batch]
+    stacked_times, single_times = [], []
+    for i in range(warmup + steps):
+        start = time.perf_counter()
+        group.step(index, coefficients)
+        middle = time.perf_counter()
         with contextlib.suppress(DivergedError):  # a probe's loss may blow up; the step's cost is what counts
             run.train_step(x, y, epoch=1, step=i + 1)
-
-    return PlanTiming(stacked, _median_step(single, steps, warmup))
+        if i >= warmup:
+            stacked_times.append(middle - start)
+            single_times.append(time.perf_counter() - middle)
+    return PlanTiming(statistics.median(stacked_times), statistics.median(single_times))
 
 
 def decide(

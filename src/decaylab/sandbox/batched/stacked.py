@@ -18,6 +18,7 @@ mean cross-entropy / squared error as :func:`decaylab.sandbox.train.data_loss`, 
 from __future__ import annotations
 
 import copy
+import warnings
 from collections.abc import Sequence
 
 import torch
@@ -57,12 +58,15 @@ class StackedModel:
         self._widest: int | None = None
 
     def _views(self) -> None:
-        """Per-parameter ``C x *shape`` views of :attr:`flat` (autograd leaves sharing its memory)."""
+        """Per-parameter ``C x *shape`` views of :attr:`flat`: autograd leaves sharing its memory, whose
+        ``.grad`` are the same views of :attr:`grad` (backward accumulates straight into it)."""
         count, offset = len(self.flat), 0
+        self.grad = torch.zeros_like(self.flat)
         self.params: dict[str, Tensor] = {}
         for name, shape, size in zip(self.names, self.shapes, self.sizes, strict=True):
-            view = self.flat[:, offset : offset + size].view(count, *shape)
-            self.params[name] = view.detach().requires_grad_()
+            leaf = self.flat[:, offset : offset + size].view(count, *shape).detach().requires_grad_()
+            leaf.grad = self.grad[:, offset : offset + size].view(count, *shape)
+            self.params[name] = leaf
             offset += size
 
     def row(self, model: nn.Module) -> Tensor:
@@ -106,12 +110,15 @@ class StackedModel:
     def loss_and_grad(self, task: str, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
         """``(losses [C], gradients [C, P])`` of every configuration on its own mini-batch ``x[c]``, ``y[c]``.
 
+        The gradients are :attr:`grad`, overwritten by the next call (the caller may modify them).
         Configurations do not mix: a NaN in one row leaves every other row's loss and gradient alone.
         """
+        self.grad.zero_()
         losses = stacked_loss(task, self.forward(x), y)
-        grads = torch.autograd.grad(losses.sum(), list(self.params.values()))
-        count = len(self.flat)
-        return losses.detach(), torch.cat([g.reshape(count, -1) for g in grads], dim=1)
+        with warnings.catch_warnings():  # the views' strides are those of the views: nothing to fix
+            warnings.filterwarnings("ignore", message="grad and param do not obey the gradient layout contract")
+            losses.sum().backward(inputs=list(self.params.values()))
+        return losses.detach(), self.grad
 
     @torch.no_grad()
     def evaluate(self, task: str, x: Tensor, y: Tensor) -> list[tuple[float, float]]:

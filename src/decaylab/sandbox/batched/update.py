@@ -6,16 +6,17 @@ broadcasts over the ``[C, P]`` parameter buffer, and a method a configuration do
 coefficient 0 there. For gradients ``g`` and weights ``w`` (rows = configurations)::
 
     g += lam_pen * p * |w|**(p-1) * sign(w)      penalty_l2 (p=2), penalty_l1 (p=1)    add_penalty_grad_
-    g~ = g + lam_coupled * w                     coupled_l2                             coupled_l2
+    g += lam_coupled * w                         coupled_l2                             coupled_l2_
     before(w)                                    decoupled rules, factor s*lam          apply_before_update
     w  = w - lr * d(g~)   or  Adam(g~)           the base optimizer, lr per row         sgd_step / adam_step
     after(w)                                     proximal rules, threshold s*lam        apply_after_update
 
 in that order, which is the order :class:`~decaylab.sandbox.methods.Regularized` applies them in
 (penalty gradient, then the optimizer's coupled term, decoupled rule, update, proximal rule). Each
-configuration has exactly one method, so its row sees exactly its own method's terms: a zero
-coefficient leaves a row bit-for-bit unchanged (``w * (1 - 0)``, ``w + 0 * x``, ``lerp(w, r, 0)``,
-``w - clamp(w, -0, 0)``). Every term is computed by the functions in :mod:`decaylab.rules`,
+configuration has exactly one method, so its row sees exactly its own method's terms: each term
+acts on a contiguous range of rows only (:class:`Term`), and a row inside that range with a zero
+coefficient is left bit-for-bit unchanged (``w * (1 - 0)``, ``w + 0 * x``, ``lerp(w, r, 0)``,
+``w - clamp(w, -0, 0)``). The gradient buffer is the step's own, so the coupled term is added in place. Every term is computed by the functions in :mod:`decaylab.rules`,
 :mod:`decaylab.penalty` and :mod:`decaylab.optim.functional` (their per-tensor path accepts
 coefficients that broadcast against the parameter); none is written again here.
 
@@ -34,7 +35,7 @@ from torch import Tensor
 
 from decaylab.optim.functional import adam_bias_corrections, adam_step, sgd_step
 from decaylab.penalty import add_penalty_grad_
-from decaylab.rules import apply_after_update, apply_before_update, coupled_l2, decay_scale
+from decaylab.rules import apply_after_update, apply_before_update, coupled_l2_, decay_scale
 from decaylab.sandbox.train import RunConfig
 
 
@@ -42,24 +43,42 @@ def _column(values: list[float]) -> Tensor:
     return torch.tensor(values, dtype=torch.float32).unsqueeze(1)
 
 
-def _present(values: list[float]) -> Tensor | None:
-    """A ``[C, 1]`` coefficient, or ``None`` when it is 0 for every configuration (the term is skipped)."""
-    return _column(values) if any(v != 0 for v in values) else None
+@dataclass(frozen=True)
+class Term:
+    """A coefficient for the rows ``rows`` (a contiguous range): ``value`` (and elastic net's ``l1``) are
+    ``[rows, 1]``. Rows outside the range are not touched; rows inside it that do not use the term
+    have coefficient 0, which leaves them bit-for-bit unchanged."""
+
+    rows: slice
+    value: Tensor
+    l1: Tensor | None = None
+
+
+def _term(values: list[float], l1: list[float] | None = None) -> Term | None:
+    """The term over the smallest range holding every non-zero value, or ``None`` if all are 0."""
+    used = [i for i, v in enumerate(values) if v != 0]
+    if not used:
+        return None
+    rows = slice(used[0], used[-1] + 1)
+    return Term(rows, _column(values[rows]), None if l1 is None else _column(l1[rows]))
 
 
 @dataclass(frozen=True)
 class Coefficients:
-    """One epoch's per-configuration numbers, each ``[C, 1]`` float32 (``None``: zero everywhere).
+    """One epoch's per-configuration numbers (float32 columns; ``lr`` covers every row).
 
-    ``decoupled`` maps a rule name (:data:`decaylab.rules.RULES`) to its ``(weight_decay, l1_decay)``
-    coefficients, already multiplied by the scale ``s``.
+    ``penalties`` maps a penalty's ``p`` to its strengths, ``decoupled`` a rule name
+    (:data:`decaylab.rules.RULES`) to ``s * weight_decay`` (and ``s * l1_decay``). A term no
+    configuration uses is absent. Sorting a group by method (as
+    :class:`~decaylab.sandbox.batched.engine.StackedGroup` does) makes every term's rows exactly
+    the rows of one method, so each term costs a pass over those rows only.
     """
 
     lr: Tensor
     lr_double: list[float]
-    coupled: Tensor | None = None
-    penalties: dict[float, Tensor] = field(default_factory=dict)
-    decoupled: dict[str, tuple[Tensor, Tensor | None]] = field(default_factory=dict)
+    coupled: Term | None = None
+    penalties: dict[float, Term] = field(default_factory=dict)
+    decoupled: dict[str, Term] = field(default_factory=dict)
 
     @classmethod
     def build(cls, configs: list[RunConfig], lrs: list[float], initial_lrs: list[float]) -> Coefficients:
@@ -79,28 +98,13 @@ class Coefficients:
                 weight_decay, l1_decay = rules.setdefault(method.rule or "l2", ([0.0] * count, [0.0] * count))
                 weight_decay[i] = s * lam
                 l1_decay[i] = s * lam if method.rule == "elastic_net" else 0.0  # build_method: l1_decay = strength
+        decoupled = {rule: _term(wd, l1 if rule == "elastic_net" else None) for rule, (wd, l1) in rules.items()}
         return cls(
             lr=_column(lrs),
             lr_double=list(lrs),
-            coupled=_present(coupled),
-            penalties={p: _column(v) for p, v in penalties.items()},
-            decoupled={  # a rule at strength 0 everywhere is left out (as the eager optimizers skip it)
-                rule: (_column(wd), _present(l1)) for rule, (wd, l1) in rules.items() if any(v != 0 for v in wd)
-            },
-        )
-
-    def select(self, rows: Tensor) -> Coefficients:
-        """The coefficients of configurations ``rows`` only."""
-
-        def pick(t: Tensor | None) -> Tensor | None:
-            return None if t is None else t.index_select(0, rows)
-
-        return Coefficients(
-            lr=self.lr.index_select(0, rows),
-            lr_double=[self.lr_double[i] for i in rows.tolist()],
-            coupled=pick(self.coupled),
-            penalties={p: t.index_select(0, rows) for p, t in self.penalties.items()},
-            decoupled={rule: (wd.index_select(0, rows), pick(l1)) for rule, (wd, l1) in self.decoupled.items()},
+            coupled=_term(coupled),
+            penalties={p: term for p, values in penalties.items() if (term := _term(values)) is not None},
+            decoupled={rule: term for rule, term in decoupled.items() if term is not None},  # strength 0: skipped
         )
 
 
@@ -133,21 +137,23 @@ def stacked_step(weights: Tensor, grads: Tensor, state: OptimizerState, coeffici
     """One step of every configuration, in place on ``weights`` (``[C, P]``) and ``state``.
 
     ``grads`` is this step's data-loss gradient (``[C, P]``; it is modified). See the module
-    docstring for the order of the terms.
+    docstring for the order of the terms; each term acts on its rows only.
     """
-    params, grad_list = [weights], [grads]
-    for p, lam in coefficients.penalties.items():
-        add_penalty_grad_(grad_list, params, lam, p, foreach=False)
+    for p, term in coefficients.penalties.items():
+        add_penalty_grad_([grads[term.rows]], [weights[term.rows]], term.value, p, foreach=False)
     if coefficients.coupled is not None:
-        grad_list = coupled_l2(grad_list, params, coefficients.coupled, foreach=False)
-    references = None if state.references is None else [state.references]
-    for rule, (weight_decay, _) in coefficients.decoupled.items():
-        apply_before_update(rule, params, scale=1.0, weight_decay=weight_decay, references=references, foreach=False)
+        rows = coefficients.coupled.rows
+        coupled_l2_([grads[rows]], [weights[rows]], coefficients.coupled.value, foreach=False)
+    for rule, term in coefficients.decoupled.items():
+        references = None if state.references is None else [state.references[term.rows]]
+        apply_before_update(
+            rule, [weights[term.rows]], scale=1.0, weight_decay=term.value, references=references, foreach=False
+        )
     if state.base == "sgd":
         buffers: list[Tensor | None] = [state.momentum_buffer]
         sgd_step(
-            params,
-            grad_list,
+            [weights],
+            [grads],
             buffers,
             lr=coefficients.lr,
             momentum=state.hyper["momentum"],
@@ -165,8 +171,8 @@ def stacked_step(weights: Tensor, grads: Tensor, state: OptimizerState, coeffici
         lr = torch.tensor(coefficients.lr_double, dtype=torch.float64).unsqueeze(1)
         step_size, correction2 = adam_bias_corrections(t, lr, beta1, beta2)
         adam_step(
-            params,
-            grad_list,
+            [weights],
+            [grads],
             [state.exp_avg],
             [state.exp_avg_sq],
             [],
@@ -179,8 +185,8 @@ def stacked_step(weights: Tensor, grads: Tensor, state: OptimizerState, coeffici
             foreach=False,
             bias_corrections=torch.stack([step_size, correction2]).to(weights.dtype).unsqueeze(1),
         )
-    for rule, (weight_decay, l1_decay) in coefficients.decoupled.items():
+    for rule, term in coefficients.decoupled.items():
+        l1_decay = 0.0 if term.l1 is None else term.l1
         apply_after_update(
-            rule, params, scale=1.0, weight_decay=weight_decay, l1_decay=0.0 if l1_decay is None else l1_decay,
-            foreach=False,
-        )  # fmt: skip
+            rule, [weights[term.rows]], scale=1.0, weight_decay=term.value, l1_decay=l1_decay, foreach=False
+        )
