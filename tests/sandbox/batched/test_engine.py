@@ -54,7 +54,8 @@ def test_a_stack_of_one_equals_running_it_alone() -> None:
 
 def test_a_diverging_configuration_is_recorded_and_does_not_poison_the_others() -> None:
     task = dataclasses.replace(SPARSE_LINEAR, epochs=3, schedule="constant", momentum=0.0)
-    calm = [dataclasses.replace(task, method=m, strength=0.01, seed=s) for m in ("none", "l1") for s in (0, 1)]
+    methods = ("none", "l1", "toward_reference")  # rows after the diverging one move up, references too
+    calm = [dataclasses.replace(task, method=m, strength=0.01, seed=s) for m in methods for s in (0, 1)]
     wild = dataclasses.replace(task, lr=5.0, seed=7)  # MSE with lr 5: the weights grow 1e6-fold per epoch
     jobs = jobs_for([calm[0], wild, *calm[1:]])
     expected = local_events(jobs)
@@ -63,7 +64,7 @@ def test_a_diverging_configuration_is_recorded_and_does_not_poison_the_others() 
     assert ended.status == "diverged"
     got = stacked_events(jobs)
     assert_same_results(expected, got)  # the same message (epoch, step, value), and the others unchanged
-    assert sum(isinstance(e, EpochDone) and e.last for e in got) == 4
+    assert sum(isinstance(e, EpochDone) and e.last for e in got) == 6
 
 
 def test_nan_weights_in_one_row_leave_the_other_rows_alone() -> None:

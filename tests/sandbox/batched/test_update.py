@@ -61,8 +61,9 @@ def stacked_run(configs: list[RunConfig], inits: list[list[torch.Tensor]], grads
             torch.zeros_like(flat),
             torch.zeros(len(flat), 1),
         )
-    if any(c.method == "toward_reference" for c in configs):
-        state.references = flat.clone()
+    users = [i for i, c in enumerate(configs) if c.method == "toward_reference"]
+    if users:
+        state.references, state.reference_start = flat[users[0] : users[-1] + 1].clone(), users[0]
     for step in range(STEPS):
         lrs = [c.lr * LRS[step] / LRS[0] for c in configs]
         coefficients = Coefficients.build(configs, lrs, [c.lr for c in configs])
@@ -168,3 +169,16 @@ def test_the_rules_take_one_coefficient_per_row(rule: str) -> None:
         torch.testing.assert_close(stacked[i], row, rtol=1e-6, atol=1e-8)
     coupled = coupled_l2([torch.zeros(4, 5)], [weights], column, foreach=False)[0]
     torch.testing.assert_close(coupled, weights * column)
+
+
+def test_select_keeps_the_references_of_the_rows_kept() -> None:
+    state = OptimizerState("sgd", {}, momentum_buffer=torch.arange(6.0).unsqueeze(1))
+    state.references, state.reference_start = torch.tensor([[2.0], [3.0], [4.0]]), 2  # rows 2, 3, 4
+    state.select(torch.tensor([0, 3, 4, 5]))
+    assert state.momentum_buffer.squeeze(1).tolist() == [0.0, 3.0, 4.0, 5.0]
+    assert (state.reference_start, state.references.squeeze(1).tolist()) == (1, [3.0, 4.0])
+    assert state.references_for(slice(1, 3))[0].squeeze(1).tolist() == [3.0, 4.0]
+    with pytest.raises(ValueError, match="no stored references for rows 0..1"):
+        state.references_for(slice(0, 2))
+    state.select(torch.tensor([0, 3]))
+    assert state.references is None

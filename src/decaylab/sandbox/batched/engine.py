@@ -32,6 +32,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from decaylab.rules import RULES_NEEDING_REFERENCE
 from decaylab.sandbox.batched.stacked import StackedModel
 from decaylab.sandbox.batched.update import Coefficients, OptimizerState, stacked_step
 from decaylab.sandbox.methods import METHODS
@@ -91,14 +92,18 @@ def gather_state(runs: Sequence[Run], stacked: StackedModel) -> OptimizerState:
             state.steps = torch.stack(
                 [run.regularized.optimizer.state[p]["step"].reshape(1) for run, p in zip(runs, first, strict=True)]
             )
-    if any(run.config.method_spec.rule == "toward_reference" and run.config.strength != 0 for run in runs):
-        references = torch.zeros_like(stacked.flat)
-        for i, run in enumerate(runs):
-            store = run.regularized.optimizer.state
-            params = list(run.model.parameters())
-            if params[0] in store and "reference" in store[params[0]]:
-                references[i] = stacked.flatten([store[p]["reference"] for p in params])
-        state.references = references
+    users = [
+        i
+        for i, run in enumerate(runs)
+        if run.config.method_spec.rule in RULES_NEEDING_REFERENCE and run.config.strength != 0
+    ]
+    if users:  # the references of rows users[0] .. users[-1] (the optimizers snapshot them at construction)
+        start, stop = users[0], users[-1] + 1
+        state.references = torch.zeros(stop - start, stacked.numel)
+        state.reference_start = start
+        for i in users:
+            store = runs[i].regularized.optimizer.state
+            state.references[i - start] = stacked.flatten([store[p]["reference"] for p in runs[i].model.parameters()])
     return state
 
 

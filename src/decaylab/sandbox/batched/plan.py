@@ -13,8 +13,8 @@ chunks of at most ``max_size``.
 one configuration alone. That depends on the model, the batch size and the machine (64 small
 MLPs: stacked is many times faster; 64 CNNs on a CPU: the grouped convolution can lose), so the
 decision is measured, on the group itself: :func:`time_plans` times a few steps of both plans on
-its own data (a throwaway copy: the study's runs are untouched) and :func:`choose_plan` compares
-the two. A single configuration always runs alone. ``plan="stacked"`` or ``"sequential"`` skips
+its own data (a throwaway copy: the study's runs are untouched) and :func:`choose_plan` stacks when
+that is at least :data:`MIN_SPEEDUP` times faster. A single configuration always runs alone. ``plan="stacked"`` or ``"sequential"`` skips
 the measurement.
 
 :func:`plan_batches` does both and returns :class:`Batch` objects, the unit other executors (e.g.
@@ -53,6 +53,10 @@ MAX_SIZE = 64
 """Configurations per stacked group at most (memory grows linearly with it; the step time too,
 once the kernels are large enough to be compute-bound)."""
 PROBE_STEPS = 3
+MIN_SPEEDUP = 1.2
+"""Stack only when the probe measures at least this speed-up: near a tie the choice would follow the
+noise of a few timed steps, and the two plans' numbers differ in the last float bits (both equal the
+local executor's within 1e-5), so a study keeps one plan unless the other is clearly faster."""
 
 
 def group_key(job: Job) -> tuple:
@@ -146,16 +150,22 @@ def _ms(seconds: float) -> str:
     return f"{seconds * 1e3:.3g} ms" if seconds < 1 else f"{seconds:.3g} s"
 
 
-def choose_plan(size: int, timing: PlanTiming) -> tuple[bool, str]:
-    """``(stacked, reason)``: stack ``size`` configurations iff one stacked step is faster than ``size`` single steps."""
+def choose_plan(size: int, timing: PlanTiming, *, min_speedup: float = MIN_SPEEDUP) -> tuple[bool, str]:
+    """``(stacked, reason)``: stack ``size`` configurations iff one stacked step is at least ``min_speedup``
+    times faster than ``size`` single steps."""
     sequential = size * timing.single_step_s
-    stacked = timing.stacked_step_s < sequential
-    ratio = sequential / timing.stacked_step_s if stacked else timing.stacked_step_s / sequential
+    speedup = sequential / timing.stacked_step_s
+    stacked = speedup >= min_speedup
     comparison = (
         f"measured {_ms(timing.stacked_step_s)} per stacked step vs {size} x {_ms(timing.single_step_s)} = "
         f"{_ms(sequential)} one at a time"
     )
-    verdict = f"stacking is {ratio:.1f}x faster" if stacked else f"stacking would be {ratio:.1f}x slower"
+    if speedup >= 1:
+        verdict = f"stacking is {speedup:.1f}x faster"
+        if not stacked:
+            verdict += f", under the {min_speedup:g}x it takes to switch"
+    else:
+        verdict = f"stacking would be {1 / speedup:.1f}x slower"
     return stacked, f"{comparison}: {verdict}"
 
 

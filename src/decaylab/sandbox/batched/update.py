@@ -35,7 +35,7 @@ from torch import Tensor
 
 from decaylab.optim.functional import adam_bias_corrections, adam_step, sgd_step
 from decaylab.penalty import add_penalty_grad_
-from decaylab.rules import apply_after_update, apply_before_update, coupled_l2_, decay_scale
+from decaylab.rules import RULES_NEEDING_REFERENCE, apply_after_update, apply_before_update, coupled_l2_, decay_scale
 from decaylab.sandbox.train import RunConfig
 
 
@@ -113,8 +113,9 @@ class OptimizerState:
     """The base optimizer's state for all configurations, each ``[C, P]`` (Adam's ``steps``: ``[C, 1]``).
 
     ``momentum_buffer`` is ``None`` before SGD's first step (that step sets it to the gradient).
-    ``references`` (the weights ``toward_reference`` decays toward) exist only if some configuration
-    uses that rule; other rows hold zeros and get a zero coefficient.
+    ``references`` (the weights ``toward_reference`` decays toward) cover only the rows
+    ``reference_start`` to ``reference_start + len(references)``: those of the configurations
+    that use that rule (rows between them that do not are zeros and get a zero coefficient).
     """
 
     base: str
@@ -124,12 +125,26 @@ class OptimizerState:
     exp_avg_sq: Tensor | None = None
     steps: Tensor | None = None
     references: Tensor | None = None
+    reference_start: int = 0
 
     def select(self, rows: Tensor) -> None:
-        for name in ("momentum_buffer", "exp_avg", "exp_avg_sq", "steps", "references"):
+        """Keep only configurations ``rows`` (increasing indices), in that order."""
+        for name in ("momentum_buffer", "exp_avg", "exp_avg_sq", "steps"):
             value = getattr(self, name)
             if value is not None:
                 setattr(self, name, value.index_select(0, rows))
+        if self.references is not None:
+            start, stop = self.reference_start, self.reference_start + len(self.references)
+            kept = [(new, old) for new, old in enumerate(rows.tolist()) if start <= old < stop]
+            self.references = self.references[[old - start for _, old in kept]] if kept else None
+            self.reference_start = kept[0][0] if kept else 0
+
+    def references_for(self, rows: slice) -> list[Tensor]:
+        """The references of ``rows`` (which must lie within the stored range)."""
+        start = self.reference_start
+        if self.references is None or rows.start < start or rows.stop > start + len(self.references):
+            raise ValueError(f"no stored references for rows {rows.start}..{rows.stop - 1}")
+        return [self.references[rows.start - start : rows.stop - start]]
 
 
 @torch.no_grad()
@@ -145,7 +160,7 @@ def stacked_step(weights: Tensor, grads: Tensor, state: OptimizerState, coeffici
         rows = coefficients.coupled.rows
         coupled_l2_([grads[rows]], [weights[rows]], coefficients.coupled.value, foreach=False)
     for rule, term in coefficients.decoupled.items():
-        references = None if state.references is None else [state.references[term.rows]]
+        references = state.references_for(term.rows) if rule in RULES_NEEDING_REFERENCE else None
         apply_before_update(
             rule, [weights[term.rows]], scale=1.0, weight_decay=term.value, references=references, foreach=False
         )
