@@ -218,15 +218,16 @@ def _run(study: Study, directory: Path, executor: Executor) -> Any:
                 bar.update()
 
         if hasattr(executor, "on_plan"):  # executors that choose a plan per group of runs say which, and why
-            executor.on_plan = lambda batch: bar.write(f"plan: {batch.message()}")
-        try:
-            outcome = run_study(study, directory, executor=executor, on_event=on_event, on_start=on_start)
-            decisions = getattr(executor, "decisions", None)
-            if decisions:
+
+            def on_plan(batch: Any) -> None:
                 from decaylab.sandbox.batched.plan import record_plans
 
-                record_plans(directory, decisions)
-            return outcome
+                bar.write(f"plan: {batch.message()}")
+                record_plans(directory, [batch])  # as it is made: an interrupted study keeps its decisions
+
+            executor.on_plan = on_plan
+        try:
+            return run_study(study, directory, executor=executor, on_event=on_event, on_start=on_start)
         except StoreError as error:
             fail(str(error), code=1)
         except KeyboardInterrupt:

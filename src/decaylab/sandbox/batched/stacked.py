@@ -5,9 +5,9 @@ are one row of ``flat`` (``C x P``). Each named parameter is a ``C x *shape`` vi
 
 - the forward pass is ``vmap(functional_call(template, params_c, x_c))`` over those views (the
   template is a parameter-less copy of the model on the ``meta`` device), and
-- an optimizer update is a handful of elementwise kernels over the whole ``[C, P]`` buffer with
-  per-configuration coefficients of shape ``[C, 1]`` (:mod:`decaylab.sandbox.batched.update`),
-  not one kernel per parameter tensor per configuration.
+- an optimizer update is a handful of elementwise kernels over the ``[C, P]`` buffer (or a range of
+  its rows) with per-configuration coefficients of shape ``[C, 1]``
+  (:mod:`decaylab.sandbox.batched.update`), not one kernel per parameter tensor per configuration.
 
 Losses are computed on the stacked ``[C, B, K]`` outputs directly (:func:`stacked_loss`): the same
 mean cross-entropy / squared error as :func:`decaylab.sandbox.train.data_loss`, without
