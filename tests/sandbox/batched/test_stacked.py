@@ -32,6 +32,7 @@ def test_forward_loss_and_gradients_equal_each_models_own(name: str) -> None:
     index = torch.stack([torch.randperm(len(data.x_train), generator=generator)[:10] for _ in group])
     x, y = data.x_train[index], data.y_train[index]
     losses, grads = stacked.loss_and_grad(data.task, x, y)
+    assert stacked.evaluates_stacked == (name != "cnn")  # convolutional models evaluate one by one
     for i, run in enumerate(group):
         run.model.zero_grad()
         loss = data_loss(data.task, run.model(x[i]), y[i])

@@ -13,8 +13,10 @@ the weights and optimizer state while training:
    dropped from the stack before the update, so it never touches the others;
 3. end of epoch: each run's lr scheduler steps; the weights go back into the runs' models, which
    are measured by train.py's own :meth:`~decaylab.sandbox.train.Run.measure` (the losses and
-   accuracies from one stacked evaluation); the optimizer state goes back into the runs' optimizers
-   and each run writes its usual checkpoint, so a study can resume under any executor.
+   accuracies from one stacked evaluation, or each model's own for convolutional models, see
+   :attr:`~decaylab.sandbox.batched.stacked.StackedModel.evaluates_stacked`); the optimizer state
+   goes back into the runs' optimizers and each run writes its usual checkpoint, so a study can
+   resume under any executor.
 
 ``wall_s`` of an epoch record is the group's epoch wall time divided by the configurations it
 trained (each run's share), so per-run totals still add up to the study's time.
@@ -26,7 +28,7 @@ import dataclasses
 import time
 import traceback
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import torch
@@ -244,11 +246,13 @@ class StackedGroup:
                 run.end_epoch()
         self.stacked.write_back([run.model for run in self.runs])
         task = self.data.task
-        scores = zip(
-            self.stacked.evaluate(task, self.data.x_train, self.data.y_train),
-            self.stacked.evaluate(task, self.data.x_test, self.data.y_test),
-            strict=True,
-        )
+        scores: Iterable[tuple[tuple[float, float], tuple[float, float]] | None] = [None] * len(self.runs)
+        if self.stacked.evaluates_stacked:  # else each run's measure() evaluates its own model
+            scores = zip(
+                self.stacked.evaluate(task, self.data.x_train, self.data.y_train),
+                self.stacked.evaluate(task, self.data.x_test, self.data.y_test),
+                strict=True,
+            )
         finished = self.runs[0].finished
         if not finished:
             scatter_state(self.state, self.stacked, self.runs)
