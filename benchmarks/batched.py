@@ -1,7 +1,7 @@
 """Batched studies: configuration-steps per second, stacked vs one at a time, and memory per configuration.
 
     python -m benchmarks.batched [--tasks mlp,linear,cnn] [--configs 64] [--batch-size 32] [--threads 1,2]
-                                 [--rounds 5] [--steps 20] [--epoch-rounds 3] [--json PATH] [--quick]
+                                 [--rounds 5] [--steps 20] [--epoch-rounds 3] [--drift] [--json PATH] [--quick]
 
 For each task (digits: a 64-wide MLP, logistic regression, the SimpleCNN) it builds ``--configs``
 configurations the way a study does (every method in METHODS in turn, two strengths, two lrs, one
@@ -20,6 +20,8 @@ seed each; SGD with momentum 0.9) and measures:
   :mod:`benchmarks.memory`), divided by the number of configurations; beside them the same for one
   configuration alone.
 - **the plan** the batched executor picks for that group (its own probe, :func:`time_plans`).
+- with ``--drift``: the default study run by the local executor on 1 and on 2 threads and stacked,
+  and how far each drifts from the first over 30 epochs (float32 rounding amplified by training).
 
 Measuring on a shared machine: within a round the candidates run back to back in a rotating order;
 a candidate's figure is the median over rounds of its per-round median step, and each speed-up is
@@ -223,6 +225,55 @@ def plan_decision(subject: Subject) -> dict[str, Any]:
     return {"plan": "stacked" if batch.stacked else "sequential", "message": batch.message()}
 
 
+DRIFT_EPOCHS = (1, 2, 3, 5, 10, 20, 30)
+
+
+def measure_drift(log: Any, study: Any = None) -> dict[str, Any]:
+    """How far the stacked numbers drift from the local executor's over a study (the default one: 30 epochs),
+    beside how far the local executor drifts from itself when run on 2 threads instead of 1.
+
+    Any change in how a sum is split (a batched matrix product, another thread count) changes the
+    last bits of float32 results; training amplifies such differences epoch by epoch. Returns the
+    largest relative difference of the weight norm at selected epochs, and of the final accuracies.
+    """
+    from decaylab.sandbox.batched.executor import run_batch
+    from decaylab.sandbox.batched.plan import Batch
+    from decaylab.sandbox.runner import EpochDone, LocalExecutor
+    from decaylab.sandbox.study import default_study
+
+    study = study or default_study()
+    jobs = [Job(c.run_id, c) for c in study.configurations()]
+    epochs = [e for e in DRIFT_EPOCHS if e <= study.task.epochs]
+
+    def records(events: Any) -> dict:
+        return {(e.run_id, e.record.epoch): e.record for e in events if isinstance(e, EpochDone)}
+
+    runs = {}
+    for name, events in (
+        ("local@1", lambda: LocalExecutor(num_threads=1).run(jobs)),
+        ("local@2", lambda: LocalExecutor(num_threads=2).run(jobs)),
+        ("stacked@1", lambda: run_batch(Batch(tuple(jobs), True, "drift"), num_threads=1)),
+    ):
+        start = time.perf_counter()
+        runs[name] = records(events())
+        log(f"  drift: {name} {time.perf_counter() - start:.0f} s")
+    reference = runs["local@1"]
+    out: dict[str, Any] = {"configs": len(jobs), "epochs": epochs}
+    for name in ("local@2", "stacked@1"):
+        other = runs[name]
+        worst = dict.fromkeys(epochs, 0.0)
+        for (run_id, epoch), record in reference.items():
+            if epoch in worst:
+                norm = abs(record.weight_norm)
+                worst[epoch] = max(
+                    worst[epoch], abs(record.weight_norm - other[run_id, epoch].weight_norm) / max(norm, 1e-12)
+                )
+        last = study.task.epochs
+        accuracy = [abs(r.test_metric - other[k].test_metric) for k, r in reference.items() if k[1] == last]
+        out[name] = {"weight_norm_rel_diff": worst, "final_test_accuracy_max_abs_diff": max(accuracy)}
+    return out
+
+
 def _kb(value: float) -> str:
     return f"{value / 1024:.1f} KiB" if value < 1024**2 else f"{value / 1024**2:.2f} MiB"
 
@@ -270,6 +321,21 @@ def table(report: dict[str, Any]) -> str:
         )
     lines += ["", "plan picked by the batched executor (its own probe, 1 thread)"]
     lines += [f"{name:<7} {task['plan']['message']}" for name, task in report["tasks"].items()]
+    if "drift" in report:
+        drift = report["drift"]
+        lines += [
+            "",
+            f"drift from the local executor (1 thread) over the default study ({drift['configs']} runs): "
+            "largest relative difference of the weight norm at epoch",
+        ]
+        lines.append(f"{'':<18}" + "".join(f"{e:>9}" for e in drift["epochs"]) + f"{'final acc':>11}")
+        for name in ("local@2", "stacked@1"):
+            row = drift[name]
+            lines.append(
+                f"{name:<18}"
+                + "".join(f"{row['weight_norm_rel_diff'][e]:>9.1e}" for e in drift["epochs"])
+                + f"{row['final_test_accuracy_max_abs_diff']:>11.3g}"
+            )
     load = report["machine"]
     lines.append(f"\nload average before {load['load_average_before']}, after {load.get('load_average_after')}")
     return "\n".join(lines)
@@ -285,6 +351,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--steps", type=int, default=20, help="timed steps per candidate per round")
     parser.add_argument("--epoch-rounds", type=int, default=3, help="rounds of whole epochs (0: skip)")
     parser.add_argument("--quick", action="store_true", help="a seconds-long smoke run (8 configurations)")
+    parser.add_argument(
+        "--drift", action="store_true", help="also run the default study 3 ways (minutes) and report how far they drift"
+    )
     parser.add_argument("--json", metavar="PATH", help="also write every figure to this JSON file")
     args = parser.parse_args(argv)
     names = [t for t in args.tasks.split(",") if t]
@@ -321,6 +390,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         task["memory"] = measure_memory(subject)
         task["plan"] = plan_decision(Subject(study_configs(TASKS[name], args.configs, args.batch_size)))
         report["tasks"][name] = task
+    if args.drift:
+        report["drift"] = measure_drift(log)
     report["machine"]["load_average_after"] = os.getloadavg()
     print(table(report), flush=True)
     if args.json:

@@ -10,6 +10,7 @@ import pytest
 
 from benchmarks import batched
 from decaylab.sandbox.methods import METHODS
+from decaylab.sandbox.study import Study
 
 
 def test_study_configs_cycle_through_every_method() -> None:
@@ -41,3 +42,18 @@ def test_quick_run_writes_table_and_json(tmp_path: Path, capsys: pytest.CaptureF
 def test_unknown_task_is_refused() -> None:
     with pytest.raises(SystemExit):
         batched.main(["--tasks", "resnet"])
+
+
+def test_drift_compares_two_thread_counts_and_the_stack_with_the_local_executor() -> None:
+    study = Study.from_dict(
+        {
+            "task": {"dataset": "moons", "model": "mlp", "hidden": [8], "epochs": 3, "batch_size": 50},
+            "grid": {"methods": ["none", "l1"], "strengths": [0.01], "seeds": [0, 1], "lrs": [0.1]},
+        }
+    )
+    drift = batched.measure_drift(lambda message: None, study)
+    assert drift["epochs"] == [1, 2, 3]
+    for name in ("local@2", "stacked@1"):
+        assert set(drift[name]["weight_norm_rel_diff"]) == {1, 2, 3}
+        assert drift[name]["weight_norm_rel_diff"][1] < 1e-5  # rounding only, after one epoch
+        assert drift[name]["final_test_accuracy_max_abs_diff"] < 1e-5
