@@ -159,3 +159,9 @@ def test_the_batched_executor_is_registered_and_checks_its_options() -> None:
     assert (executor.name, executor.plan, executor.num_threads) == ("batched", "auto", 1)
     with pytest.raises(ValueError, match="plan: unknown plan 'always'; choose from auto, stacked, sequential"):
         BatchedExecutor(plan="always")
+
+
+def test_no_jobs_no_events_no_plans() -> None:
+    executor = BatchedExecutor(timer=faster)
+    assert list(executor.run([])) == []
+    assert executor.decisions == []

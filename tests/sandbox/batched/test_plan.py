@@ -21,6 +21,7 @@ from decaylab.sandbox.batched.plan import (
     group_key,
     plan_batches,
     record_plans,
+    shard_plan,
     time_plans,
 )
 from decaylab.sandbox.runner import Job
@@ -168,3 +169,18 @@ def test_time_plans_measures_on_copies_and_leaves_the_jobs_and_global_rng_alone(
     assert timing.stacked_step_s > 0
     assert timing.single_step_s > 0
     assert all(j.checkpoint is None for j in jobs)
+
+
+@pytest.mark.parametrize(
+    ("count", "slots", "sizes"), [(63, 2, [32, 31]), (200, 2, [50, 50, 50, 50]), (3, 8, [1, 1, 1])]
+)
+def test_shard_plan_fills_the_slots_with_stackable_groups(count: int, slots: int, sizes: list[int]) -> None:
+    jobs = [job(seed=s) for s in range(count)]
+    shards = shard_plan(jobs, slots)
+    assert [len(s) for s in shards] == sizes
+    assert [j for s in shards for j in s] == jobs
+    mixed = [job(seed=0), job(seed=1, batch_size=8), job(seed=2)]
+    assert [[j.config.seed for j in s] for s in shard_plan(mixed, 1)] == [[0, 2], [1]]  # never mixes groups
+    assert shard_plan([], 2) == []
+    with pytest.raises(ValueError, match="slots: expected an integer >= 1, got 0"):
+        shard_plan(jobs, 0)

@@ -15,6 +15,24 @@ events), ``executor`` (:class:`BatchedExecutor`, :func:`run_batch`).
 """
 
 from decaylab.sandbox.batched.executor import BatchedExecutor, run_batch
-from decaylab.sandbox.batched.plan import Batch, PlanTiming, choose_plan, decide, group_jobs, plan_batches
+from decaylab.sandbox.batched.plan import (
+    Batch,
+    PlanTiming,
+    choose_plan,
+    decide,
+    group_jobs,
+    plan_batches,
+    shard_plan,
+)
 
-__all__ = ["Batch", "BatchedExecutor", "PlanTiming", "choose_plan", "decide", "group_jobs", "plan_batches", "run_batch"]
+__all__ = [
+    "Batch",
+    "BatchedExecutor",
+    "PlanTiming",
+    "choose_plan",
+    "decide",
+    "group_jobs",
+    "plan_batches",
+    "run_batch",
+    "shard_plan",
+]

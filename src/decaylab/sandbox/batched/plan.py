@@ -18,7 +18,8 @@ that is at least :data:`MIN_SPEEDUP` times faster. A single configuration always
 the measurement.
 
 :func:`plan_batches` does both and returns :class:`Batch` objects, the unit other executors (e.g.
-Ray shards) can ship and run with :func:`~decaylab.sandbox.batched.executor.run_batch`.
+Ray shards) can ship and run with :func:`~decaylab.sandbox.batched.executor.run_batch`;
+:func:`shard_plan` only groups (``planner(jobs, slots)``), leaving the decision to the worker.
 """
 
 from __future__ import annotations
@@ -101,6 +102,21 @@ def group_jobs(jobs: Sequence[Job], max_size: int = MAX_SIZE) -> list[list[Job]]
             chunks.append(members[start:stop])
             start = stop
     return chunks
+
+
+def shard_plan(jobs: Sequence[Job], slots: int, *, max_size: int = MAX_SIZE) -> list[list[Job]]:
+    """Groups for a distributed executor with ``slots`` shards running at once (a Ray planner).
+
+    :func:`group_jobs` with groups cut small enough that a study fills the slots: at most
+    ``ceil(len(jobs) / slots)`` (and ``max_size``) jobs per shard. Each shard is a stackable group,
+    so a worker can run it with :class:`~decaylab.sandbox.batched.executor.BatchedExecutor`, which
+    decides there, on the worker's own hardware, whether to stack it.
+    """
+    if isinstance(slots, bool) or not isinstance(slots, int) or slots < 1:
+        raise ValueError(f"slots: expected an integer >= 1, got {slots!r}")
+    if not jobs:
+        return []
+    return group_jobs(jobs, min(_check_size(max_size), -(-len(jobs) // slots)))
 
 
 @dataclass(frozen=True)
