@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from decaylab.rules import SCALES, apply_after_update, apply_before_update, coupled_l2
+from decaylab.rules._scalar import clamp_symmetric
 from decaylab.sandbox.batched.update import Coefficients, OptimizerState, Term, stacked_step
 from decaylab.sandbox.methods import METHODS, build_method
 from decaylab.sandbox.train import RunConfig
@@ -182,3 +183,11 @@ def test_select_keeps_the_references_of_the_rows_kept() -> None:
         state.references_for(slice(0, 2))
     state.select(torch.tensor([0, 3]))
     assert state.references is None
+
+
+def test_clamp_symmetric_with_a_tensor_bound_equals_clamp_bit_for_bit() -> None:
+    weights = torch.tensor([[-2.0, -0.5, 0.0, 0.3, float("nan"), float("inf")]] * 2)
+    bound = torch.tensor([[0.4], [1e-3]])
+    expected = torch.stack([weights[i].clamp(-bound[i, 0].item(), bound[i, 0].item()) for i in range(2)])
+    assert torch.equal(clamp_symmetric(weights, bound).nan_to_num(7.0), expected.nan_to_num(7.0))
+    assert torch.equal(clamp_symmetric(weights, 0.4).nan_to_num(7.0), weights.clamp(-0.4, 0.4).nan_to_num(7.0))
