@@ -157,6 +157,7 @@ def measure_epochs(subject: Subject, rounds: int, log: Any) -> dict[str, Any]:
     """Whole epochs (steps, measuring, checkpoints) as each executor runs them, one thread."""
     singles, stacked = [], []
     for r in range(rounds):
+        trained = len(subject.group)  # every configuration, unless one diverged
         with threads(1):
             jobs = [lambda: list(subject.group.train_epoch())]
             jobs.append(lambda: [(run.train_epoch(), run.state_bytes()) for run in subject.singles])
@@ -165,7 +166,7 @@ def measure_epochs(subject: Subject, rounds: int, log: Any) -> dict[str, Any]:
                 start = time.perf_counter()
                 jobs[i]()
                 times[i] = time.perf_counter() - start
-        stacked.append(times[0] / len(subject.configs))
+        stacked.append(times[0] / trained)
         singles.append(times[1] / len(subject.singles))
         log(
             f"  epoch round {r + 1}/{rounds}: stacked {stacked[-1] * 1e3:.2f} ms, alone {singles[-1] * 1e3:.2f} ms per config"

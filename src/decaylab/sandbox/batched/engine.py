@@ -204,6 +204,10 @@ class StackedGroup:
             yield from self.train_epoch()
 
     def train_epoch(self) -> Iterator[Event]:
+        """One epoch of every run still going: its steps, then measuring and checkpointing each run.
+
+        Yields a ``diverged`` :class:`RunEnded` as soon as a run's loss is NaN/inf (that run leaves
+        the stack before the step's update), then each remaining run's :class:`EpochDone`."""
         start = time.perf_counter()
         trained = len(self.runs)
         epoch = self.epoch + 1
