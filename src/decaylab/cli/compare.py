@@ -124,8 +124,10 @@ def compare_command(
         str,
         typer.Option(
             "--executor",
-            help=f"How runs are executed: {choices(EXECUTORS)} (local: one after another here; "
-            "ray: shards as Ray tasks, see --address and docs/ray.md).",
+            help=f"How runs are executed: {choices(EXECUTORS)} (local: one after another here; batched: each "
+            "group of runs that differ only in method, strength, lr, seed or schedule as one stacked model, where "
+            "a measurement shows that is faster; the choice is printed and kept in plans.jsonl; ray: shards as "
+            "Ray tasks, stacked where that pays, see --address and docs/ray.md).",
         ),
     ] = "local",
     address: Annotated[
@@ -229,6 +231,15 @@ def _run(study: Study, directory: Path, executor: Executor) -> Any:
                 bar.write(f"{label}: {event.status} ({event.message.splitlines()[0]})")
                 bar.update()
 
+        if hasattr(executor, "on_plan"):  # executors that choose a plan per group of runs say which, and why
+
+            def on_plan(batch: Any) -> None:
+                from decaylab.sandbox.batched.plan import record_plans
+
+                bar.write(f"plan: {batch.message()}")
+                record_plans(directory, [batch])  # as it is made: an interrupted study keeps its decisions
+
+            executor.on_plan = on_plan
         try:
             return run_study(study, directory, executor=executor, on_event=on_event, on_start=on_start)
         except StoreError as error:

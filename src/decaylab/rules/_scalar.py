@@ -6,7 +6,8 @@ path, with every number that may change between steps (``lr``, the decay strengt
 recompile. torch's ``alpha=`` / ``value=`` arguments take numbers only, so the few places that
 scale by such a value go through these helpers: a number keeps the exact eager kernel (results
 bit-identical to torch.optim), a tensor uses a broadcasting multiply, which Inductor fuses into
-the same single pass over memory.
+the same single pass over memory. The batched executor (:mod:`decaylab.sandbox.batched`) passes
+tensors of shape ``[C, 1]`` instead, one number per stacked configuration; they broadcast the same way.
 """
 
 from __future__ import annotations
@@ -46,3 +47,12 @@ def addcdiv_scaled_(x: Tensor, numerator: Tensor, denominator: Tensor, value: Sc
 def as_weight(value: Scalar, like: Tensor) -> Scalar:
     """``value`` as a ``lerp`` weight for ``like``: tensors must share its dtype, numbers pass unchanged."""
     return value.to(like.dtype) if isinstance(value, Tensor) else value
+
+
+def clamp_symmetric(x: Tensor, bound: Scalar) -> Tensor:
+    """``clamp(x, -bound, bound)`` as a new tensor. A tensor ``bound`` goes through ``maximum`` /
+    ``minimum`` (the same values: no rounding is involved), whose CPU kernels are vectorized where
+    ``clamp`` with tensor bounds is not (5x faster for a ``[C, 1]`` bound over a ``[C, P]`` block)."""
+    if isinstance(bound, Tensor):
+        return torch.minimum(torch.maximum(x, -bound), bound)
+    return x.clamp(-bound, bound)

@@ -19,7 +19,9 @@ The proximal form gives exact zeros where ``|w| <= threshold`` and never flips a
 Every function has a per-tensor path (``foreach=False``) and a multi-tensor path
 (``foreach=True``, torch._foreach_* kernels); the two give identical results. The per-tensor path
 also takes ``factor`` / ``threshold`` as a 0-dim tensor: that is how the fused path
-(:mod:`decaylab.optim.fused`) compiles these very functions (see :mod:`decaylab.rules._scalar`).
+(:mod:`decaylab.optim.fused`) compiles these very functions (see :mod:`decaylab.rules._scalar`);
+and as a tensor that broadcasts against the weights (``[C, 1]`` against ``[C, P]``: one number per
+row), which is how the batched executor applies each stacked configuration's own strength.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from decaylab.rules._scalar import Scalar, add_scaled_, as_weight, is_zero
+from decaylab.rules._scalar import Scalar, add_scaled_, as_weight, clamp_symmetric, is_zero
 
 
 def decoupled_l2_(params: list[Tensor], factor: Scalar, *, foreach: bool) -> None:
@@ -67,7 +69,7 @@ def proximal_l1_(params: list[Tensor], threshold: Scalar, *, foreach: bool) -> N
         torch._foreach_sub_(params, clipped)
     else:
         for w in params:
-            w.sub_(w.clamp(-threshold, threshold))
+            w.sub_(clamp_symmetric(w, threshold))
 
 
 def toward_reference_(params: list[Tensor], references: list[Tensor], factor: Scalar, *, foreach: bool) -> None:

@@ -21,9 +21,10 @@ Its contract:
 - an executor never writes the store and must give the numbers :func:`run_job` gives.
 
 :class:`LocalExecutor` (the default) runs the jobs one after the other in this process, one torch
-thread each. :class:`~decaylab.sandbox.ray_executor.RayExecutor` (``ray``) ships shards of jobs to a
-Ray cluster as tasks and streams their events back. A batched executor (many configurations as one
-vmapped model) plugs in by implementing the same ``run``.
+thread each. :class:`~decaylab.sandbox.batched.BatchedExecutor` (``batched``) trains each group of
+compatible configurations as one stacked (vmapped) model where that is faster.
+:class:`~decaylab.sandbox.ray_executor.RayExecutor` (``ray``) ships shards of jobs to a Ray cluster
+as tasks and streams their events back.
 """
 
 from __future__ import annotations
@@ -121,13 +122,23 @@ class ExecutorError(RuntimeError):
     message starts with the option at fault and says what to do."""
 
 
+def _batched_executor(**options: Any) -> Executor:
+    from decaylab.sandbox.batched import BatchedExecutor  # torch.func and friends load only when used
+
+    return BatchedExecutor(**options)
+
+
 def _ray_executor(**options: Any) -> Executor:
     from decaylab.sandbox.ray_executor import RayExecutor  # imports Ray itself only when built
 
     return RayExecutor(**options)
 
 
-EXECUTORS: dict[str, Callable[..., Executor]] = {"local": LocalExecutor, "ray": _ray_executor}
+EXECUTORS: dict[str, Callable[..., Executor]] = {
+    "local": LocalExecutor,
+    "batched": _batched_executor,
+    "ray": _ray_executor,
+}
 """Executors by name (``decaylab compare --executor NAME``); new executors register here."""
 
 

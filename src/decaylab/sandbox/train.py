@@ -232,6 +232,32 @@ def decay_timescale(config: RunConfig, *, lr: float, steps_per_epoch: int) -> fl
 # --- building and running ---------------------------------------------------------------------------
 
 
+def data_loss(task: str, output: Tensor, target: Tensor) -> Tensor:
+    """The training loss: mean cross-entropy (classification) or mean squared error (regression)."""
+    if task == "classification":
+        return nn.functional.cross_entropy(output, target)
+    return nn.functional.mse_loss(output.squeeze(-1), target)
+
+
+def score(task: str, output: Tensor, target: Tensor) -> tuple[float, float]:
+    """``(mean data loss, accuracy or R^2)`` of a model's ``output`` on a whole split."""
+    with torch.no_grad():
+        loss = float(data_loss(task, output, target))
+        if task == "classification":
+            return loss, float((output.argmax(dim=1) == target).double().mean())
+        prediction = output.squeeze(-1)
+        finite = bool(torch.isfinite(prediction).all())
+        with np.errstate(over="ignore", invalid="ignore"):  # huge but finite predictions of a diverging run
+            metric = float(r2_score(target.numpy(), prediction.numpy())) if finite else math.nan
+    return loss, metric
+
+
+def check_loss(value: float, *, epoch: int, step: int, steps_per_epoch: int) -> None:
+    """Raise :class:`DivergedError` if a mini-batch loss is NaN/inf (``step`` of ``steps_per_epoch``)."""
+    if not math.isfinite(value):
+        raise DivergedError(epoch, f"training loss is {value} at step {step} of {steps_per_epoch}")
+
+
 def build_model(config: RunConfig, data: Data) -> nn.Module:
     if config.model == "cnn":
         channels, height, width = data.input_shape
@@ -303,53 +329,82 @@ class Run:
         return self.epoch >= self.config.epochs
 
     def loss(self, output: Tensor, target: Tensor) -> Tensor:
-        if self.task == "classification":
-            return nn.functional.cross_entropy(output, target)
-        return nn.functional.mse_loss(output.squeeze(-1), target)
+        return data_loss(self.task, output, target)
 
     def evaluate(self, x: Tensor, y: Tensor) -> tuple[float, float]:
         """``(mean data loss, accuracy or R^2)`` on the whole of ``x``, ``y``."""
         self.model.eval()
         with torch.no_grad():
             output = self.model(x)
-            loss = float(self.loss(output, y))
-            if self.task == "classification":
-                metric = float((output.argmax(dim=1) == y).double().mean())
-            else:
-                prediction = output.squeeze(-1)
-                finite = bool(torch.isfinite(prediction).all())
-                with np.errstate(over="ignore", invalid="ignore"):  # huge but finite predictions of a diverging run
-                    metric = float(r2_score(y.numpy(), prediction.numpy())) if finite else math.nan
         self.model.train()
-        return loss, metric
+        return score(self.task, output, y)
+
+    @property
+    def lr(self) -> float:
+        """The lr of the coming epoch (the scheduler steps once per epoch)."""
+        return float(self.regularized.optimizer.param_groups[0]["lr"])
+
+    def epoch_order(self) -> Tensor:
+        """This epoch's order of the training examples (draws from the run's own generator)."""
+        return torch.randperm(len(self.data.x_train), generator=self.generator)
+
+    def train_step(self, x: Tensor, y: Tensor, *, epoch: int, step: int) -> float:
+        """One optimizer step on the mini-batch ``x``, ``y``; returns its data loss.
+
+        Raises :class:`DivergedError` (before stepping) when the loss is NaN/inf."""
+        self.regularized.zero_grad()
+        loss = self.loss(self.model(x), y)
+        value = float(loss.detach())
+        check_loss(value, epoch=epoch, step=step, steps_per_epoch=self.steps_per_epoch)
+        loss.backward()
+        self.regularized.step()
+        return value
 
     def train_epoch(self) -> EpochRecord:
         """Train one epoch, then measure. Raises :class:`DivergedError` on a NaN/inf loss or weight."""
         start = time.perf_counter()
         epoch = self.epoch + 1
-        optimizer = self.regularized.optimizer
-        lr = float(optimizer.param_groups[0]["lr"])
+        lr = self.lr
         x, y = self.data.x_train, self.data.y_train
-        order = torch.randperm(len(x), generator=self.generator)
+        order = self.epoch_order()
         total = 0.0
         self.model.train()
         for step, first in enumerate(range(0, len(x), self.config.batch_size), start=1):
             batch = order[first : first + self.config.batch_size]
-            self.regularized.zero_grad()
-            loss = self.loss(self.model(x[batch]), y[batch])
-            if not torch.isfinite(loss):
-                raise DivergedError(epoch, f"training loss is {float(loss)} at step {step} of {self.steps_per_epoch}")
-            loss.backward()
-            self.regularized.step()
-            total += float(loss.detach()) * len(batch)
+            total += self.train_step(x[batch], y[batch], epoch=epoch, step=step) * len(batch)
+        self.end_epoch()
+        record = self.measure(epoch, lr=lr, batch_loss=total / len(x), wall_s=0.0)
+        return dataclasses.replace(record, wall_s=time.perf_counter() - start)  # training and measuring
+
+    def end_epoch(self) -> None:
+        """After the last step of an epoch: step the lr scheduler and count the epoch as done."""
         self.scheduler.step()
-        self.epoch = epoch
+        self.epoch += 1
+
+    def measure(
+        self,
+        epoch: int,
+        *,
+        lr: float,
+        batch_loss: float,
+        wall_s: float,
+        evaluation: tuple[tuple[float, float], tuple[float, float]] | None = None,
+    ) -> EpochRecord:
+        """The record of ``epoch`` from the model's current weights (``lr`` and ``batch_loss``: what the
+        epoch trained with and saw). ``evaluation``: the model's ``(loss, metric)`` on the training and
+        on the test split, when the caller already measured them (the batched executor does, for many
+        models at once); otherwise :meth:`evaluate` measures them. Raises :class:`DivergedError` on a
+        NaN/inf weight or evaluation."""
         layers = layer_stats(self.model)
         norm, zeros, small = totals(layers)
         if not math.isfinite(norm):
             raise DivergedError(epoch, "a weight became NaN or infinite")
-        train_loss, train_metric = self.evaluate(x, y)
-        test_loss, test_metric = self.evaluate(self.data.x_test, self.data.y_test)
+        if evaluation is None:
+            evaluation = (
+                self.evaluate(self.data.x_train, self.data.y_train),
+                self.evaluate(self.data.x_test, self.data.y_test),
+            )
+        (train_loss, train_metric), (test_loss, test_metric) = evaluation
         measured = (train_loss, test_loss, train_metric, test_metric)
         if not all(math.isfinite(v) for v in measured):
             raise DivergedError(
@@ -362,7 +417,7 @@ class Run:
         return EpochRecord(
             epoch=epoch,
             lr=lr,
-            batch_loss=total / len(x),
+            batch_loss=batch_loss,
             penalty=self.regularized.penalty_value(),
             train_loss=train_loss,
             train_metric=train_metric,
@@ -374,7 +429,7 @@ class Run:
             timescale_epochs=decay_timescale(self.config, lr=lr, steps_per_epoch=self.steps_per_epoch),
             recovered=recovered,
             spurious=spurious,
-            wall_s=time.perf_counter() - start,
+            wall_s=wall_s,
             layers=layers,
         )
 
