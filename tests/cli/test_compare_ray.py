@@ -4,6 +4,7 @@ instance when no address is given, and the errors (no Ray, nothing at the addres
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sqlite3
@@ -16,6 +17,7 @@ import pytest
 from typer.testing import CliRunner
 
 from decaylab.cli import app
+from decaylab.sandbox.batched.plan import PLANS_FILE
 from decaylab.sandbox.store import FILENAME
 from tests.ray_cluster import (
     LocalRayCluster,
@@ -26,7 +28,7 @@ from tests.ray_cluster import (
     require_ray,
     shared_cluster,
 )
-from tests.sandbox.test_runner import contents
+from tests.sandbox.test_runner import assert_close_contents, contents
 
 # one xdist worker runs every Ray test, so the session starts one cluster (pytest -n 2 --dist loadgroup)
 pytestmark = pytest.mark.xdist_group("ray")
@@ -75,7 +77,7 @@ def test_a_killed_driver_is_resumed_by_the_same_command_to_what_the_local_execut
     cluster: LocalRayCluster, local: dict, tmp_path: Path
 ) -> None:
     """SIGKILL the driver (`compare --executor ray --address`) mid-study; the same command finishes the study."""
-    args = [*STUDY, "--executor", "ray", "--address", cluster.address, "--out", str(tmp_path)]
+    args = [*STUDY, "--executor", "ray", "--no-stack", "--address", cluster.address, "--out", str(tmp_path)]
     driver = subprocess.Popen(
         [sys.executable, "-m", "decaylab", "compare", *args],
         env={**os.environ, "PYTHONPATH": str(SRC)},
@@ -112,7 +114,11 @@ def test_without_an_address_a_local_ray_instance_runs_the_study_on_loopback(loca
     with Watch(lambda: descendants([os.getpid()])) as watch:  # the instance is this process's children
         result = invoke(*STUDY, "--executor", "ray", "--out", str(tmp_path))
     assert result.exit_code == 0, result.output
-    assert contents(tmp_path) == local
+    # stacked shards (the default): the local numbers within float rounding, each worker's plan printed and kept
+    assert_close_contents(contents(tmp_path), local, tolerance=1e-5)
+    plans = [json.loads(line) for line in (tmp_path / PLANS_FILE).read_text().splitlines()]
+    assert sum(plan["configurations"] for plan in plans) == RUNS
+    assert result.output.count("plan: digits/cnn") == len(plans)
     assert watch.samples_with_workers > 0, "the watch never saw the workers"
     assert watch.exposed == [], "Ray listened off loopback:\n" + "\n".join(sorted(set(watch.exposed)))
     assert [p for p in descendants([os.getpid()]) if p != os.getpid()] == []  # the instance was stopped
@@ -124,6 +130,14 @@ def test_address_without_the_ray_executor_is_refused(tmp_path: Path) -> None:
     result = invoke(*STUDY, "--address", "127.0.0.1:6379", "--out", str(tmp_path))
     assert result.exit_code == 2
     assert "--address: only used with --executor ray (got --executor local)" in result.output
+    assert not tmp_path.joinpath(FILENAME).exists()
+
+
+@pytest.mark.parametrize("flag", ["--stack", "--no-stack"])
+def test_stacking_flags_without_the_ray_executor_are_refused(flag: str, tmp_path: Path) -> None:
+    result = invoke(*STUDY, flag, "--executor", "batched", "--out", str(tmp_path))
+    assert result.exit_code == 2
+    assert f"{flag}: only used with --executor ray (got --executor batched)" in result.output
     assert not tmp_path.joinpath(FILENAME).exists()
 
 

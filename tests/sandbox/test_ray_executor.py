@@ -1,5 +1,5 @@
-"""The ray executor on a real 2-CPU Ray cluster on loopback: the same numbers as the local executor,
-a worker killed mid-shard (retried, every epoch recorded once), a shard failing for good, and
+"""The ray executor on a real 2-CPU Ray cluster on loopback: the same numbers as the local executor
+(bit for bit one job per shard; within 1e-5 as stacked shards, with the plan decisions reported), a worker killed mid-shard (retried, every epoch recorded once), a shard failing for good, and
 Ray listening on loopback only. The parts that need no cluster (addresses, errors) run without one."""
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from decaylab.sandbox.batched import BatchedExecutor
+from decaylab.sandbox.batched import shard_plan as stacked_shard_plan
 from decaylab.sandbox.ray_executor import (
     INSTALL_HINT,
     RayExecutor,
@@ -42,7 +44,7 @@ from decaylab.sandbox.runner import (
 from decaylab.sandbox.shards import shard_plan
 from decaylab.sandbox.study import Study
 from tests.ray_cluster import LocalRayCluster, Watch, exposed, shared_cluster
-from tests.sandbox.test_runner import contents
+from tests.sandbox.test_runner import assert_close_contents, contents
 
 # one xdist worker runs every Ray test, so the session starts one cluster (pytest -n 2 --dist loadgroup)
 pytestmark = pytest.mark.xdist_group("ray")
@@ -164,13 +166,34 @@ def test_results_equal_the_local_executors_and_ray_stays_on_loopback(
     assert exposed(ours()) == []
     seen, on_event = delivered_epochs()
     with Watch(ours) as watch:
-        outcome = run_study(STUDY, tmp_path, executor=RayExecutor(address=connected.address), on_event=on_event)
+        executor = RayExecutor(address=connected.address, stack=False)
+        outcome = run_study(STUDY, tmp_path, executor=executor, on_event=on_event)
     assert outcome.executor == "ray"
     assert outcome.counts == {"finished": RUNS}
     assert contents(tmp_path) == reference  # bit-identical metrics, layer statistics, statuses
     assert set(seen.values()) == {1} and len(seen) == RUNS * EPOCHS
     assert watch.samples_with_workers > 0, "the watch never saw the workers"
     assert watch.exposed == [], "Ray listened off loopback:\n" + "\n".join(sorted(set(watch.exposed)))
+
+
+def test_stacked_shards_give_the_local_numbers_and_report_each_plan_decision(
+    connected: LocalRayCluster, reference: dict, tmp_path: Path
+) -> None:
+    """The default: shards are stackable groups sized to the cluster's 2 slots; each worker decides (here
+    forced to stack, so the stacked code really runs on the workers) and the driver hears every decision."""
+    decisions: list = []
+    executor = RayExecutor(address=connected.address, shard_executor=BatchedExecutor(plan="stacked"))
+    executor.on_plan = decisions.append
+    assert executor.planner is stacked_shard_plan
+    seen, on_event = delivered_epochs()
+    outcome = run_study(STUDY, tmp_path, executor=executor, on_event=on_event)
+    assert outcome.counts == {"finished": RUNS}
+    assert set(seen.values()) == {1} and len(seen) == RUNS * EPOCHS
+    assert len(decisions) == 2 and all(batch.stacked for batch in decisions)  # RUNS jobs over 2 slots
+    assert sorted(job.run_id for batch in decisions for job in batch.jobs) == sorted(
+        c.run_id for c in STUDY.configurations()
+    )
+    assert_close_contents(contents(tmp_path), reference, tolerance=1e-5)
 
 
 def test_a_worker_killed_mid_shard_is_retried_and_every_epoch_is_recorded_once(
@@ -192,7 +215,7 @@ def test_a_worker_killed_mid_shard_is_retried_and_every_epoch_is_recorded_once(
     killer = threading.Thread(target=kill_when_stalled, daemon=True)
     killer.start()
     seen, on_event = delivered_epochs()
-    executor = RayExecutor(address=connected.address, shard_executor=StallOnce(str(marker), target))
+    executor = RayExecutor(address=connected.address, stack=False, shard_executor=StallOnce(str(marker), target))
     outcome = run_study(STUDY, tmp_path / "study", executor=executor, on_event=on_event)
     killer.join(timeout=5)
     assert len(killed) == 1
@@ -208,7 +231,7 @@ def test_a_shard_that_fails_for_good_marks_its_runs_failed_and_a_rerun_finishes_
     connected: LocalRayCluster, reference: dict, tmp_path: Path
 ) -> None:
     target = STUDY.configurations()[2].run_id
-    broken = RayExecutor(address=connected.address, shard_executor=BrokenAfterFirstEpoch(target))
+    broken = RayExecutor(address=connected.address, stack=False, shard_executor=BrokenAfterFirstEpoch(target))
     outcome = run_study(STUDY, tmp_path, executor=broken)
     assert outcome.counts == {"finished": RUNS - 1, "failed": 1}
     failed = next(r for r in contents(tmp_path)["runs"] if r[1] == "failed")
@@ -229,7 +252,9 @@ def test_ray_is_registered_and_built_with_its_options() -> None:
     executor = make_executor("ray", address="127.0.0.1:6379")
     assert isinstance(executor, RayExecutor)
     assert executor.name == "ray" and executor.address == "127.0.0.1:6379"
-    assert executor.planner is shard_plan and isinstance(executor.shard_executor, LocalExecutor)
+    assert executor.planner is stacked_shard_plan and isinstance(executor.shard_executor, BatchedExecutor)
+    one_by_one = make_executor("ray", stack=False)
+    assert one_by_one.planner is shard_plan and isinstance(one_by_one.shard_executor, LocalExecutor)
 
 
 def test_without_ray_the_error_says_how_to_install_it(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -270,6 +295,7 @@ def test_a_bad_address_is_refused(address: str) -> None:
         ({"max_retries": -1}, r"^max_retries: expected a whole number >= 0"),
         ({"num_cpus": 0}, r"^num_cpus: expected a whole number >= 1"),
         ({"num_cpus": 2, "address": "127.0.0.1:6379"}, r"^num_cpus: only for a local instance"),
+        ({"stack": "yes"}, r"^stack: expected True or False"),
     ],
 )
 def test_bad_options_are_refused(options: dict, message: str) -> None:
@@ -291,10 +317,21 @@ def test_an_address_where_nothing_listens_is_reported_in_seconds() -> None:
 def test_a_shard_runs_through_its_executor_and_every_job_ends_once() -> None:
     configs = STUDY.configurations()[:2]
     jobs = [Job(c.run_id, c) for c in configs]
-    events = run_shard(jobs, LocalExecutor())
+    events, decisions = run_shard(jobs, LocalExecutor())
+    assert decisions == []  # the local executor makes none
     assert timeless(events) == timeless(LocalExecutor().run(jobs))
     assert list(complete(jobs, events, "unused")) == events
     # A shard that lost its events (a task failed for good) ends each of its jobs as failed, once.
     lost = list(complete(jobs, events[:1], "the node died"))
     assert lost[0] == events[0]
     assert lost[1:] == [RunEnded(j.run_id, "failed", "the node died") for j in jobs]
+
+
+def test_a_shard_returns_the_plan_decisions_made_for_it_only() -> None:
+    jobs = [Job(c.run_id, c) for c in STUDY.configurations()[:2]]
+    executor = BatchedExecutor(plan="sequential")
+    run_shard(jobs[:1], executor)  # an earlier shard on the same executor object
+    events, decisions = run_shard(jobs[1:], executor)
+    assert [batch.jobs for batch in decisions] == [tuple(jobs[1:])]
+    assert not decisions[0].stacked
+    assert timeless(events) == timeless(LocalExecutor().run(jobs[1:]))

@@ -4,6 +4,7 @@ locking, and the executor contract (any executor that keeps it fills the store i
 from __future__ import annotations
 
 import itertools
+import math
 import os
 import signal
 import sqlite3
@@ -66,6 +67,27 @@ def contents(directory: Path) -> dict[str, list]:
             "layers": store.layers(),
             "checkpoints": store.db.execute("SELECT count(*) FROM checkpoints").fetchone()[0],
         }
+
+
+def assert_close_contents(got: dict[str, list], expected: dict[str, list], tolerance: float) -> None:
+    """Two :func:`contents` equal except that floats may differ by ``tolerance`` (relative or absolute)."""
+    problems: list[str] = []
+
+    def compare(a: object, b: object, where: str) -> None:
+        if isinstance(a, float) and isinstance(b, float):
+            if not math.isclose(a, b, rel_tol=tolerance, abs_tol=tolerance) and not (math.isnan(a) and math.isnan(b)):
+                problems.append(f"{where}: {a!r} vs {b!r}")
+        elif isinstance(a, dict) and isinstance(b, dict) and a.keys() == b.keys():
+            for key in a:
+                compare(a[key], b[key], f"{where}.{key}")
+        elif isinstance(a, list | tuple) and isinstance(b, list | tuple) and len(a) == len(b):
+            for index, (x, y) in enumerate(zip(a, b, strict=True)):
+                compare(x, y, f"{where}[{index}]")
+        elif a != b:
+            problems.append(f"{where}: {a!r} vs {b!r}")
+
+    compare(got, expected, "store")
+    assert not problems, "\n".join(problems[:20])
 
 
 @pytest.fixture(scope="module")

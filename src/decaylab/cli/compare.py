@@ -43,7 +43,7 @@ from decaylab.sandbox.store import StoreError
 from decaylab.sandbox.study import GRID_KEYS, RANK_BY, TASK_FIELDS, Study, default_study
 
 RUNS_DIR = Path("runs")
-EXECUTOR_FLAGS = {"executor": "--executor", "address": "--address"}
+EXECUTOR_FLAGS = {"executor": "--executor", "address": "--address", "stack": "--stack/--no-stack"}
 
 
 def default_out(study: Study, quick: bool) -> Path:
@@ -138,6 +138,16 @@ def compare_command(
             "or auto); default: start a local Ray instance for this run.",
         ),
     ] = None,
+    stack: Annotated[
+        bool | None,
+        typer.Option(
+            "--stack/--no-stack",
+            help="With --executor ray: ship groups of compatible runs as shards that each worker trains as one "
+            "stacked model where its own measurement says that pays (default), or one run per shard, trained "
+            "exactly as the local executor does (bit-identical numbers).",
+            show_default=False,
+        ),
+    ] = None,
     report: Annotated[bool, typer.Option("--report/--no-report", help="Build the report when done.")] = True,
 ) -> None:
     """Compare regularization methods: every method x strength x seed (x lr) on one task.
@@ -181,10 +191,12 @@ def compare_command(
         if value is not None
     }
     study = build_study(config, quick, task, grid, rank_by)
-    if address is not None and executor != "ray":
-        fail(f"--address: only used with --executor ray (got --executor {executor})")
+    ray_options = {name: value for name, value in (("address", address), ("stack", stack)) if value is not None}
+    if ray_options and executor != "ray":
+        flag = "--address" if address is not None else ("--stack" if stack else "--no-stack")
+        fail(f"{flag}: only used with --executor ray (got --executor {executor})")
     try:
-        runner = make_executor(executor, **({} if address is None else {"address": address}))
+        runner = make_executor(executor, **ray_options)
     except ValueError as error:
         fail(explain(error, EXECUTOR_FLAGS))
     except ExecutorError as error:  # e.g. Ray not installed

@@ -5,17 +5,22 @@ Flow (the driver, :func:`~decaylab.sandbox.runner.run_study`, still alone writes
     jobs --planner(jobs, slots)--> shards --one Ray task each: run_shard(shard, shard_executor)-->
          ray.wait loop: as each task finishes, its events are yielded (and stored by the driver)
 
-- **Sharding** is pluggable: ``planner`` (default :func:`~decaylab.sandbox.shards.shard_plan`) groups
-  the jobs, ``shard_executor`` (default :class:`~decaylab.sandbox.runner.LocalExecutor`, one torch
-  thread) runs one shard inside its task. A batched planner and executor plug in unchanged.
+- **Sharding** is pluggable: ``planner`` groups the jobs, ``shard_executor`` runs one shard inside
+  its task. With ``stack=True`` (the default) a shard is a group of compatible configurations
+  (:func:`decaylab.sandbox.batched.shard_plan`, sized to fill the cluster's slots) run by a
+  :class:`~decaylab.sandbox.batched.BatchedExecutor`, which measures on the worker's own hardware
+  whether training the group as one stacked model pays and says what it chose (``on_plan`` gets
+  each decision on the driver). ``stack=False``: :func:`~decaylab.sandbox.shards.shard_plan` and
+  :class:`~decaylab.sandbox.runner.LocalExecutor` (one job after another, one torch thread).
 - **Fault tolerance**: a worker that dies mid-shard (killed, out of memory, its node lost) makes Ray
   run the task again (``max_retries``); a shard's events reach the driver only when its task has
   finished, so a killed attempt records nothing, and the store ignores an epoch it already has.
   A shard that still fails marks its runs ``failed`` (re-running the study retries them from their
   checkpoints). A killed driver loses only the shards in flight: re-running the study resumes from
   the store. Stopping the driver (Ctrl-C) cancels its pending tasks.
-- **Same numbers**: a shard runs :func:`~decaylab.sandbox.runner.run_job` on one torch thread, so a
-  worker gives bit-identical results to the local executor on the same CPU type and torch version.
+- **Same numbers**: with ``stack=False`` a shard runs :func:`~decaylab.sandbox.runner.run_job` on one
+  torch thread, so a worker gives bit-identical results to the local executor on the same CPU type
+  and torch version; a stacked shard equals them within float rounding (tested to 1e-5).
 - **Code on the workers**: decaylab's own package is shipped with each task (``runtime_env``
   ``py_modules``: the driver's exact source), so workers need only its dependencies (torch, numpy,
   scikit-learn, at the driver's versions). ``ship_code=False`` uses the workers' installed decaylab.
@@ -35,8 +40,8 @@ import os
 import re
 import socket
 import sys
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -128,9 +133,13 @@ def code_runtime_env() -> dict[str, Any]:
     return {"py_modules": [str(Path(decaylab.__file__).parent)], "excludes": ["__pycache__"]}
 
 
-def run_shard(shard: Sequence[Job], executor: Executor) -> list[Event]:
-    """The body of one Ray task: run ``shard`` with ``executor`` and return all its events."""
-    return list(executor.run(shard))
+def run_shard(shard: Sequence[Job], executor: Executor) -> tuple[list[Event], list[Any]]:
+    """The body of one Ray task: run ``shard`` with ``executor``; all its events, and the plan
+    decisions the executor made for it (an executor's ``decisions`` list, if it keeps one)."""
+    decisions = getattr(executor, "decisions", None)
+    before = len(decisions) if decisions is not None else 0
+    events = list(executor.run(shard))
+    return events, list(decisions[before:]) if decisions is not None else []
 
 
 def complete(shard: Sequence[Job], events: Iterable[Event], reason: str) -> Iterator[Event]:
@@ -151,14 +160,19 @@ class RayExecutor:
     """Runs jobs as shards on a Ray cluster (see the module docstring).
 
     ``address``: the cluster (None: start a local instance with ``num_cpus`` CPUs, default all).
-    ``planner`` / ``shard_executor``: how jobs are grouped and how a task runs its shard; each task
-    reserves ``cpus_per_shard`` CPUs and is run again up to ``max_retries`` times if its worker dies.
+    ``stack``: shards are stackable groups run by a batched executor (default) or single jobs run
+    one after another. ``planner`` / ``shard_executor``: override how jobs are grouped and how a
+    task runs its shard; each task reserves ``cpus_per_shard`` CPUs and is run again up to
+    ``max_retries`` times if its worker dies. ``on_plan(batch)``: called on the driver with each
+    plan decision a shard's executor made, as that shard's results arrive.
     ``ship_code``: send this decaylab's source with the tasks (else workers import their own).
     """
 
     address: str | None = None
-    planner: ShardPlanner = shard_plan
-    shard_executor: Executor = field(default_factory=LocalExecutor)
+    stack: bool = True
+    planner: ShardPlanner | None = None
+    shard_executor: Executor | None = None
+    on_plan: Callable[[Any], None] | None = None
     cpus_per_shard: int = 1
     max_retries: int = 3
     num_cpus: int | None = None
@@ -172,6 +186,16 @@ class RayExecutor:
             parse_address(self.address)
             if self.num_cpus is not None:
                 raise ValueError("num_cpus: only for a local instance; a cluster at an address has its own CPUs")
+        if not isinstance(self.stack, bool):
+            raise ValueError(f"stack: expected True or False, got {self.stack!r}")
+        if self.stack:
+            from decaylab.sandbox import batched  # torch.func loads only when stacking is asked for
+
+            self.planner = self.planner or batched.shard_plan
+            self.shard_executor = self.shard_executor or batched.BatchedExecutor()
+        else:
+            self.planner = self.planner or shard_plan
+            self.shard_executor = self.shard_executor or LocalExecutor()
         if self.num_cpus is not None and (isinstance(self.num_cpus, bool) or self.num_cpus < 1):
             raise ValueError(f"num_cpus: expected a whole number >= 1, got {self.num_cpus!r}")
         if isinstance(self.cpus_per_shard, bool) or not isinstance(self.cpus_per_shard, int) or self.cpus_per_shard < 1:
@@ -240,11 +264,14 @@ class RayExecutor:
     def _results(self, ray: ModuleType, ref: Any, shard: Sequence[Job]) -> Iterator[Event]:
         """A finished task's events; a task that failed for good marks its runs ``failed``."""
         try:
-            events: list[Event] = ray.get(ref)
+            events, decisions = ray.get(ref)
             reason = f"ray: the shard executor {self.shard_executor.name!r} gave this run no final event"
         except ray.exceptions.RayError as error:
-            events = []
+            events, decisions = [], []
             reason = f"ray: {self._failure(ray, error)}; run the study again to retry it"
+        if self.on_plan is not None:
+            for decision in decisions:
+                self.on_plan(decision)
         yield from complete(shard, events, reason)
 
     def _failure(self, ray: ModuleType, error: Exception) -> str:
