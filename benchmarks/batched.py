@@ -53,6 +53,8 @@ TASKS: dict[str, RunConfig] = {
     "mlp": RunConfig(dataset="digits", model="mlp", hidden=(64,)),
     "linear": RunConfig(dataset="digits", model="linear"),
     "cnn": RunConfig(dataset="digits", model="cnn", conv_layers=2, channels=16),
+    # a wider CNN, where stacking stops paying on a CPU (the plan should pick one at a time)
+    "cnn64": RunConfig(dataset="digits", model="cnn", conv_layers=2, channels=64),
 }
 TARGET = 10.0  # x, configuration-steps per second, for mlp and linear (issue 5)
 

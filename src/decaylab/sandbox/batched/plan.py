@@ -12,7 +12,7 @@ chunks of at most ``max_size``.
 **Deciding** (:func:`decide`): stacking pays when one stacked step costs less than ``C`` steps of
 one configuration alone. That depends on the model, the batch size and the machine (64 small
 MLPs: stacked is many times faster; 64 CNNs on a CPU: the grouped convolution can lose), so the
-decision is measured, on the group itself: :func:`time_plans` times a few steps of both plans on
+decision is measured, on the group itself: :func:`time_plans` times a few steps of each plan on
 its own data (a throwaway copy: the study's runs are untouched) and :func:`choose_plan` stacks when
 that is at least :data:`MIN_SPEEDUP` times faster. A single configuration always runs alone. ``plan="stacked"`` or ``"sequential"`` skips
 the measurement.
@@ -185,13 +185,18 @@ def choose_plan(size: int, timing: PlanTiming, *, min_speedup: float = MIN_SPEED
     return stacked, f"{comparison}: {verdict}"
 
 
-def time_plans(jobs: Sequence[Job], *, steps: int = PROBE_STEPS, warmup: int = 1) -> PlanTiming:
-    """Time ``steps`` steps (after ``warmup``) of the group stacked and of its first configuration alone,
-    alternating between the two (so a change in the machine's load hits both alike).
+def time_plans(jobs: Sequence[Job], *, steps: int = PROBE_STEPS, warmup: int = 1, rounds: int = 2) -> PlanTiming:
+    """Median seconds per step of the group stacked and of its first configuration alone.
+
+    Each round runs ``warmup`` + ``steps`` steps of one plan back to back, then the same of the other
+    (the order swaps every round, so a change in the machine's load hits both alike); the warm-up
+    steps are not timed. Steps of one plan run back to back as they do in training: alternating
+    single steps with stacked ones would evict the single model from the cache and make it look
+    2x slower than it is (seen with 64-channel CNNs).
 
     Both run on throwaway copies built from the configurations (the jobs' checkpoints and the
     study's runs are untouched) with the first ``batch_size`` training examples, on the calling
-    thread count. Median seconds per step.
+    thread count.
     """
     from decaylab.sandbox.batched.engine import StackedGroup
 
@@ -201,17 +206,25 @@ def time_plans(jobs: Sequence[Job], *, steps: int = PROBE_STEPS, warmup: int = 1
     coefficients = group.coefficients()
     run = Run(jobs[0].config)
     x, y = group.data.x_train[:batch], group.data.y_train[:batch]
-    stacked_times, single_times = [], []
-    for i in range(warmup + steps):
-        start = time.perf_counter()
+    counter = iter(range(1, 1 << 30))
+
+    def stacked_step() -> None:
         group.step(index, coefficients)
-        middle = time.perf_counter()
+
+    def single_step() -> None:
         with contextlib.suppress(DivergedError):  # a probe's loss may blow up; the step's cost is what counts
-            run.train_step(x, y, epoch=1, step=i + 1)
-        if i >= warmup:
-            stacked_times.append(middle - start)
-            single_times.append(time.perf_counter() - middle)
-    return PlanTiming(statistics.median(stacked_times), statistics.median(single_times))
+            run.train_step(x, y, epoch=1, step=next(counter))
+
+    times: dict[Callable[[], None], list[float]] = {stacked_step: [], single_step: []}
+    for round_index in range(rounds):
+        order = (stacked_step, single_step) if round_index % 2 == 0 else (single_step, stacked_step)
+        for plan_step in order:
+            for i in range(warmup + steps):
+                start = time.perf_counter()
+                plan_step()
+                if i >= warmup:
+                    times[plan_step].append(time.perf_counter() - start)
+    return PlanTiming(statistics.median(times[stacked_step]), statistics.median(times[single_step]))
 
 
 def decide(
