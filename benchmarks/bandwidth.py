@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -68,8 +69,11 @@ class Bandwidth:
         return self.bytes_per_second / 1e9
 
 
-def _median_seconds(fn, repeats: int) -> float:
-    fn()  # touch the pages and warm caches once
+def median_seconds(fn: Callable[[], object], repeats: int, warmup: int = 1) -> float:
+    """Median wall seconds of ``repeats`` calls of ``fn`` after ``warmup`` untimed ones (which touch
+    the pages and warm the caches)."""
+    for _ in range(warmup):
+        fn()
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
@@ -98,7 +102,7 @@ class BandwidthMeter:
             "fma": (lambda: a3.addcmul_(b3, c3), 4 * third),
         }
         per_kernel = {
-            name: elements * FLOAT_BYTES / _median_seconds(fn, repeats) for name, (fn, elements) in kernels.items()
+            name: elements * FLOAT_BYTES / median_seconds(fn, repeats) for name, (fn, elements) in kernels.items()
         }
         best = max(per_kernel, key=per_kernel.__getitem__)
         pool.fill_(1.0)

@@ -41,6 +41,7 @@ from typing import Any
 
 import torch
 
+from benchmarks.bandwidth import median_seconds
 from benchmarks.memory import allocation_profile
 from benchmarks.run import machine
 from decaylab.sandbox.batched.engine import StackedGroup
@@ -111,17 +112,6 @@ class Subject:
         run.train_step(data.x_train[index], data.y_train[index], epoch=1, step=1)
 
 
-def _median_time(fn: Any, repeats: int, warmup: int) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
 def measure_steps(subject: Subject, thread_counts: list[int], rounds: int, steps: int, log: Any) -> dict[str, Any]:
     """Per round: single steps (1 thread, the local executor's) and stacked steps at each thread count."""
     candidates = ["single@1"] + [f"stacked@{t}" for t in thread_counts]
@@ -133,10 +123,10 @@ def measure_steps(subject: Subject, thread_counts: list[int], rounds: int, steps
             with threads(int(count)):
                 if kind == "single":
                     value = statistics.mean(
-                        _median_time(lambda run=run: subject.single_step(run), steps, 2) for run in subject.singles
+                        median_seconds(lambda run=run: subject.single_step(run), steps, 2) for run in subject.singles
                     )
                 else:
-                    value = _median_time(subject.stacked_step, steps, 2)
+                    value = median_seconds(subject.stacked_step, steps, 2)
             per_round[candidate].append(value)
         log(f"  round {r + 1}/{rounds}: " + ", ".join(f"{c} {v[-1] * 1e3:.3f} ms" for c, v in per_round.items()))
     count = len(subject.configs)
