@@ -34,8 +34,11 @@ setup-test: $(VENV)/.setup-test
 compare: setup
 	$(BIN)/decaylab compare
 
+# The Ray tests run on their own, one after another: they share one loopback cluster, and Ray drivers in
+# two xdist workers of one session were seen to hang connecting to it. Exit status 5 = none selected.
 test: setup-test
-	$(BIN)/python -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n 2 -m "not ray" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m ray $(PYTEST_ARGS) || test $$? -eq 5
 
 lint: setup-test
 	$(BIN)/ruff check src tests benchmarks examples

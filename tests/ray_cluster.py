@@ -174,10 +174,17 @@ class LocalRayCluster:
         self.temp_dir = Path(tempfile.mkdtemp(prefix="dlray-"))  # short: Ray's socket paths must fit 107 bytes
         port = free_port()
         self.address = f"127.0.0.1:{port}"
+        # Ray's other listening ports default to fixed numbers (dashboard 8265, dashboard agent 52365,
+        # ...): a head started while another runs (two pytest workers, another session) must not share them.
+        fixed_ports = [
+            "--dashboard-port", "--dashboard-agent-listen-port",
+            "--dashboard-agent-grpc-port", "--runtime-env-agent-port", "--metrics-export-port",
+        ]  # fmt: skip
         command = [
             str(RAY), "start", "--head", "--num-cpus", str(self.num_cpus), "--node-ip-address", "127.0.0.1",
             "--port", str(port), "--include-dashboard", "false", "--disable-usage-stats",
             "--temp-dir", str(self.temp_dir),
+            *(part for flag in fixed_ports for part in (flag, str(free_port()))),
         ]  # fmt: skip
         env = {**os.environ, **LOCAL_ENV}
         env.pop("RAY_ADDRESS", None)

@@ -103,7 +103,7 @@ def test_lr_by_strength_study_draws_heatmaps(tmp_path: Path) -> None:
         (("--model", "vit"), "--model: unknown model 'vit'; choose from cnn, mlp, linear"),
         (("--rank-by", "speed"), "--rank-by: unknown ranking 'speed'; choose from test_loss, test_metric"),
         (("--dataset", "wine"), "--model: 'cnn' needs image inputs"),
-        (("--executor", "dask"), "--executor: unknown executor 'dask'; choose from local, ray"),
+        (("--executor", "dask"), "--executor: unknown executor 'dask'; choose from local, batched, ray"),
     ],
 )
 def test_bad_input_names_the_flag(args: tuple, message: str) -> None:

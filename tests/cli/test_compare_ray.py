@@ -30,8 +30,8 @@ from tests.ray_cluster import (
 )
 from tests.sandbox.test_runner import assert_close_contents, contents
 
-# one xdist worker runs every Ray test, so the session starts one cluster (pytest -n 2 --dist loadgroup)
-pytestmark = pytest.mark.xdist_group("ray")
+# `make test` runs the Ray tests in a pytest run of their own, without xdist: one cluster for all of them
+pytestmark = pytest.mark.ray
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 # 15 CNN runs on digits (about 0.2 s each): long enough to kill the driver between two shards.

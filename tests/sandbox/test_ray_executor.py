@@ -46,8 +46,8 @@ from decaylab.sandbox.study import Study
 from tests.ray_cluster import LocalRayCluster, Watch, exposed, shared_cluster
 from tests.sandbox.test_runner import assert_close_contents, contents
 
-# one xdist worker runs every Ray test, so the session starts one cluster (pytest -n 2 --dist loadgroup)
-pytestmark = pytest.mark.xdist_group("ray")
+# `make test` runs the Ray tests in a pytest run of their own, without xdist: one cluster for all of them
+pytestmark = pytest.mark.ray
 
 # Nine CNN runs on digits, about 0.1 s each: several shards per worker, conv numerics compared bit for bit.
 STUDY = Study.from_dict(
