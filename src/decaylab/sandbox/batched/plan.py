@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import itertools
 import json
 import statistics
 import time
@@ -206,7 +207,7 @@ def time_plans(jobs: Sequence[Job], *, steps: int = PROBE_STEPS, warmup: int = 1
     coefficients = group.coefficients()
     run = Run(jobs[0].config)
     x, y = group.data.x_train[:batch], group.data.y_train[:batch]
-    counter = iter(range(1, 1 << 30))
+    counter = itertools.count(1)  # the single run's step numbers
 
     def stacked_step() -> None:
         group.step(index, coefficients)
