@@ -191,11 +191,13 @@ class RayExecutor:
         if self.stack:
             from decaylab.sandbox import batched  # torch.func loads only when stacking is asked for
 
-            self.planner = self.planner or batched.shard_plan
-            self.shard_executor = self.shard_executor or batched.BatchedExecutor()
+            default_planner, default_executor = batched.shard_plan, batched.BatchedExecutor
         else:
-            self.planner = self.planner or shard_plan
-            self.shard_executor = self.shard_executor or LocalExecutor()
+            default_planner, default_executor = shard_plan, LocalExecutor
+        if self.planner is None:
+            self.planner = default_planner
+        if self.shard_executor is None:
+            self.shard_executor = default_executor()
         if self.num_cpus is not None and (isinstance(self.num_cpus, bool) or self.num_cpus < 1):
             raise ValueError(f"num_cpus: expected a whole number >= 1, got {self.num_cpus!r}")
         if isinstance(self.cpus_per_shard, bool) or not isinstance(self.cpus_per_shard, int) or self.cpus_per_shard < 1:
