@@ -11,7 +11,7 @@ from torch import Tensor, nn
 from decaylab.optim._validation import check_nonnegative, check_optional_bool
 from decaylab.optim.fused import FusedGroup, FusedStep, check_fusable_params
 from decaylab.param_groups import split_decay
-from decaylab.rules._scalar import Scalar, add_scaled_
+from decaylab.rules._scalar import Scalar, add_scaled_, add_signed_
 
 Coverage = str | Callable[[str, nn.Parameter], bool] | Iterable[str]
 
@@ -65,6 +65,9 @@ def add_penalty_grad_(
     elif p == 2:
         for g, w in zip(grads, params, strict=True):
             add_scaled_(g, w, 2 * weight_decay)
+    elif p == 1:
+        for g, w in zip(grads, params, strict=True):
+            add_signed_(g, w, weight_decay)
     else:
         for g, w in zip(grads, params, strict=True):
             add_scaled_(g, abs_power_grad(w, p), weight_decay)

@@ -30,6 +30,36 @@ def add_scaled_(x: Tensor, y: Tensor, alpha: Scalar) -> Tensor:
     return x.add_(y, alpha=alpha)
 
 
+def add_signed_(x: Tensor, w: Tensor, strength: Scalar, *, subtract: bool = False) -> Tensor:
+    """In place: ``x += strength * sign(w)`` (``x -= ...`` with ``subtract``), for ``strength >= 0``.
+
+    ``sign`` is torch's: ``0`` at ``+-0`` and NaN. Eagerly this is ``x.add_(w.sign(), alpha=...)``.
+    Under ``torch.compile`` (the fused path) it is ``strength`` with ``w``'s sign bit, zero where
+    ``|w| > 0`` fails: Inductor turns ``sign`` into two compares, two blends and a subtract per
+    vector, and that compute showed in a memory-bound loop (p = 1 penalty: 10% slower than p = 2;
+    with the bits, 3%). The values are the same bits either way: ``float(strength) * (+-1)`` is exact.
+    """
+    if not torch.compiler.is_compiling():
+        return add_scaled_(x, w.sign(), -strength if subtract else strength)
+    signed = _with_sign_of(strength, w)
+    return x.sub_(signed) if subtract else x.add_(signed)
+
+
+_SAME_SIZE_INT = {2: torch.int16, 4: torch.int32, 8: torch.int64}
+
+
+def _with_sign_of(strength: Scalar, w: Tensor) -> Tensor:
+    """``strength * sign(w)`` for ``strength >= 0`` by bits: ``strength``'s bits OR ``w``'s sign bit."""
+    ints = _SAME_SIZE_INT[w.element_size()]
+    if isinstance(strength, Tensor):
+        magnitude = strength.to(w.dtype)
+    else:
+        magnitude = torch.full((), strength, dtype=w.dtype, device=w.device)
+    sign_bits = w.view(ints) & torch.iinfo(ints).min  # the top bit alone
+    signed = (magnitude.view(ints) | sign_bits).view(w.dtype)
+    return torch.where(w.abs() > 0, signed, 0.0)
+
+
 def add_scaled(x: Tensor, y: Tensor, alpha: Scalar) -> Tensor:
     """``x + alpha * y`` as a new tensor."""
     if isinstance(alpha, Tensor):

@@ -29,7 +29,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from decaylab.rules._scalar import Scalar, add_scaled_, as_weight, clamp_symmetric, is_zero
+from decaylab.rules._scalar import Scalar, add_signed_, as_weight, clamp_symmetric, is_zero
 
 
 def decoupled_l2_(params: list[Tensor], factor: Scalar, *, foreach: bool) -> None:
@@ -52,7 +52,7 @@ def decoupled_l1_(params: list[Tensor], factor: Scalar, *, foreach: bool) -> Non
         torch._foreach_add_(params, signs, alpha=-factor)
     else:
         for w in params:
-            add_scaled_(w, w.sign(), -factor)
+            add_signed_(w, w, factor, subtract=True)
 
 
 def proximal_l1_(params: list[Tensor], threshold: Scalar, *, foreach: bool) -> None:
