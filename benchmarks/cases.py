@@ -7,6 +7,13 @@ Three families, each measured on its own fresh parameters and gradients:
   torch_optimizer.SGDW, pytorch_optimizer.SGDW.
 * ``adamw``: decaylab's ``AdamW`` under every rule; torch.optim.AdamW (pytorch_optimizer.AdamW
   *is* torch.optim.AdamW in 4.1.0, so it is not timed twice).
+
+torch.optim has L2 decay only (coupled in SGD, decoupled in AdamW). For every other rule its
+fastest equivalent is its fused step with the rule applied around it as eager passes over the
+weights, which is what a user of torch.optim writes by hand (and what decaylab's ``DecayWrapper``
+does: it is used here for those passes, one row per pass implementation, loop and foreach). A
+decaylab row is compared with the torch rows that compute its update (``serves``) and, as a
+harder bar, with torch's plain step (its *base*: less work for every rule but L2).
 * ``penalty``: ``WeightRegularization.add_to_grad`` (p = 2 and p = 1) against autograd's
   forward + backward of the same penalty, the thing the gradient mode replaces.
 
@@ -25,7 +32,7 @@ import torch
 from torch import nn
 
 from benchmarks.bandwidth import Traffic
-from decaylab import RULES, SGD, SGDW, AdamW, WeightRegularization
+from decaylab import RULES, SGD, SGDW, AdamW, DecayWrapper, WeightRegularization
 
 IMPLEMENTATIONS = {"loop": {"foreach": False, "fused": False}, "foreach": {"foreach": True, "fused": False}}
 IMPLEMENTATIONS["fused"] = {"foreach": False, "fused": True}
@@ -74,6 +81,7 @@ class Candidate:
     traffic: Traffic
     build: Callable[[], Runner]
     note: str = ""
+    serves: tuple[str, ...] = ()  # a torch row: the decaylab rules whose update it computes
     key: str = field(init=False)
 
     def __post_init__(self) -> None:
@@ -140,6 +148,46 @@ def _decoupled_options(rule: str, weight_decay: float) -> dict[str, Any]:
     return {"rule": rule, "l1_decay": weight_decay / 2 if rule == "elastic_net" else 0.0}
 
 
+RULE_PASS_IMPLS = {"fused+loop": False, "fused+foreach": True}  # torch's fused step; the passes' foreach
+
+
+def _torch_with_rule_passes(
+    family: str,
+    optimizer: str,
+    make_step: Callable[[], torch.optim.Optimizer],
+    weight_decay: float,
+    scale: str,
+    rules: list[str],
+    base: Traffic,
+) -> list[Candidate]:
+    """torch's fused step (no decay of its own) with each rule applied around it as eager passes."""
+    out = []
+    for rule in rules:
+        traffic = _plus(base, REFERENCE_READ) if rule == "toward_reference" else base
+        for impl, foreach in RULE_PASS_IMPLS.items():
+
+            def build(rule: str = rule, foreach: bool = foreach) -> Runner:
+                opt = DecayWrapper(
+                    make_step(), weight_decay, scale=scale, foreach=foreach, **_decoupled_options(rule, weight_decay)
+                )
+                return Runner(opt.step, state_bytes=lambda: _state_bytes(opt.optimizer))
+
+            out.append(
+                Candidate(
+                    family,
+                    "torch.optim",
+                    f"{optimizer}+passes",
+                    rule,
+                    impl,
+                    traffic,
+                    build,
+                    note="torch's fused step, the rule as eager passes around it",
+                    serves=(rule,),
+                )
+            )
+    return out
+
+
 def sgd_family(ws: Workspace) -> list[Candidate]:
     o = SGD_OPTIONS
     out = _decaylab_family("sgd", "SGD", lambda _: SGD(ws.params, **o), ["coupled_l2"], SGD_TRAFFIC)
@@ -160,8 +208,20 @@ def sgd_family(ws: Workspace) -> list[Candidate]:
                 impl,
                 SGD_TRAFFIC,
                 _torch_runner(lambda f=flags: torch.optim.SGD(ws.params, **o, **f)),
+                note="coupled L2: the same traffic as decoupled",
+                serves=("coupled_l2", "l2"),
             )
         )
+    no_decay = {**o, "weight_decay": 0.0}
+    out += _torch_with_rule_passes(
+        "sgd",
+        "SGD",
+        lambda: torch.optim.SGD(ws.params, **no_decay, fused=True),
+        o["weight_decay"],
+        "none",  # SGDW's default: s = 1
+        [r for r in RULES if r != "l2"],
+        SGD_TRAFFIC,
+    )
     import pytorch_optimizer
     import torch_optimizer
 
@@ -213,8 +273,19 @@ def adamw_family(ws: Workspace) -> list[Candidate]:
                 ADAMW_TRAFFIC,
                 _torch_runner(lambda f=flags: torch.optim.AdamW(ws.params, **o, **f)),
                 note="pytorch_optimizer.AdamW is this class",
+                serves=("l2",),
             )
         )
+    no_decay = {**o, "weight_decay": 0.0}
+    out += _torch_with_rule_passes(
+        "adamw",
+        "AdamW",
+        lambda: torch.optim.AdamW(ws.params, **no_decay, fused=True),
+        o["weight_decay"],
+        "lr",  # AdamW's default: s = lr, as torch.optim.AdamW
+        [r for r in RULES if r != "l2"],
+        ADAMW_TRAFFIC,
+    )
     return out
 
 
@@ -259,9 +330,25 @@ THIRD_PARTY = ("torch_optimizer", "pytorch_optimizer")
 
 
 def equivalents(row: Candidate, candidates: list[Candidate], library: str) -> list[Candidate]:
-    """The rows of ``library`` that do the job of decaylab's ``row`` (the penalty: the same ``p``)."""
+    """The rows of ``library`` that compute decaylab's ``row``'s update.
+
+    torch: the rows that serve its rule (the penalty: the same ``p``). A third-party library: its
+    rows of the same family (they have L2-like decay only; their notes say what it does).
+    """
     return [
         c
         for c in candidates
-        if c.library == library and c.family == row.family and (row.family != "penalty" or c.rule == row.rule)
+        if c.library == library
+        and c.family == row.family
+        and (
+            row.rule in c.serves
+            if c.serves
+            else row.family != "penalty" or c.rule == row.rule  # third-party rows, autograd's penalty
+        )
     ]
+
+
+def base_steps(row: Candidate, candidates: list[Candidate]) -> list[Candidate]:
+    """torch.optim's plain steps in ``row``'s family (L2 decay, no passes): a harder bar than an
+    equivalent for every rule that does more work than L2."""
+    return [c for c in candidates if c.library == "torch.optim" and c.family == row.family and "l2" in c.serves]

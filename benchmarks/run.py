@@ -4,9 +4,11 @@
 
 For every candidate (see :mod:`benchmarks.cases`) it prints the median step time, the floor of
 that step measured in the same run (bytes moved / in-place bandwidth, see
-:mod:`benchmarks.bandwidth`), the ratio to the floor, the ratio to torch's fastest equivalent and
-to the third-party libraries, the first step's time (the compile, for ``fused``) and the peak
-memory a step allocates (see :mod:`benchmarks.memory`).
+:mod:`benchmarks.bandwidth`), the ratio to the floor, the ratio to torch's fastest equivalent
+(``x torch``: a torch row that computes the same update; for rules torch.optim lacks, its fused
+step with the rule as passes around it), the ratio to torch's plain step (``x base``: L2 decay
+only, less work), the ratios to the third-party libraries, the first step's time (the compile,
+for ``fused``) and the peak memory a step allocates (see :mod:`benchmarks.memory`).
 
 Measuring on a shared machine: all candidates of a family and the bandwidth kernels are
 interleaved, round after round (each round starts at a different candidate); a candidate's time
@@ -31,7 +33,16 @@ import torch
 
 from benchmarks import compile_cache
 from benchmarks.bandwidth import BandwidthMeter, floor_seconds
-from benchmarks.cases import FAMILIES, THIRD_PARTY, TORCH_LIBRARIES, Candidate, Runner, Workspace, equivalents
+from benchmarks.cases import (
+    FAMILIES,
+    THIRD_PARTY,
+    TORCH_LIBRARIES,
+    Candidate,
+    Runner,
+    Workspace,
+    base_steps,
+    equivalents,
+)
 from benchmarks.memory import allocation_profile
 from benchmarks.shapes import digits_shapes, resnet50_shapes
 
@@ -162,19 +173,27 @@ def measure_family(
 
 
 def _compare(rows: list[dict], candidates: list[Candidate]) -> None:
-    """Ratios of every decaylab row to the fastest implementation of each equivalent library."""
+    """Ratios of every decaylab row to the fastest row of each library that computes its update
+    (``x_torch``, ``x_torch_optimizer``, ``x_pytorch_optimizer``) and to torch's fastest plain step
+    (``x_base``)."""
     by_key = {r["key"]: r for r in rows}
+
+    def fastest(matches: list[Candidate]) -> dict | None:
+        return min((by_key[m.key] for m in matches), key=lambda m: m["step_ms"], default=None)
+
     for row, c in zip(rows, candidates, strict=True):
         if c.library != "decaylab":
             continue
         for library in (*TORCH_LIBRARIES, *THIRD_PARTY):
-            matches = [by_key[e.key] for e in equivalents(c, candidates, library)]
-            if not matches:
+            best = fastest(equivalents(c, candidates, library))
+            if best is None:
                 continue
-            best = min(matches, key=lambda m: m["step_ms"])
             name = "torch" if library in TORCH_LIBRARIES else library
             row[f"x_{name}"] = row["step_ms"] / best["step_ms"]
             row[f"{name}_best"] = f"{best['library']}.{best['optimizer']} {best['impl']}"
+        base = fastest(base_steps(c, candidates))
+        if base is not None:
+            row["x_base"] = row["step_ms"] / base["step_ms"]
 
 
 def _fmt(value: float | None, spec: str) -> str:
@@ -190,8 +209,8 @@ def table(size: str, info: dict) -> str:
         ),
     ]
     header = (
-        f"{'optimizer':<22}{'rule':<17}{'impl':<8}{'step ms':>9}{'floor ms':>9}{'x floor':>8}"
-        f"{'x torch':>8}  {'(torch best)':<26}{'x TO':>6}{'x PO':>6}{'peak MB':>9}{'x par':>6}{'1st s':>7}"
+        f"{'optimizer':<25}{'rule':<17}{'impl':<14}{'step ms':>9}{'floor ms':>9}{'x floor':>8}"
+        f"{'x torch':>8}  {'(torch best)':<39}{'x base':>7}{'x TO':>6}{'x PO':>6}{'peak MB':>9}{'x par':>6}{'1st s':>7}"
     )
     for family in ("sgd", "adamw", "penalty"):
         rows = [r for r in info["rows"] if r["family"] == family]
@@ -201,9 +220,9 @@ def table(size: str, info: dict) -> str:
         for r in rows:
             name = r["optimizer"] if r["library"] == "decaylab" else f"{r['library']}.{r['optimizer']}"
             lines.append(
-                f"{name[:21]:<22}{r['rule'][:16]:<17}{r['impl']:<8}{r['step_ms']:>9.3f}{r['floor_ms']:>9.3f}"
-                f"{r['x_floor']:>8.2f}{_fmt(r.get('x_torch'), '.2f'):>8}  {r.get('torch_best', '')[:25]:<26}"
-                f"{_fmt(r.get('x_torch_optimizer'), '.2f'):>6}{_fmt(r.get('x_pytorch_optimizer'), '.2f'):>6}"
+                f"{name[:24]:<25}{r['rule'][:16]:<17}{r['impl']:<14}{r['step_ms']:>9.3f}{r['floor_ms']:>9.3f}"
+                f"{r['x_floor']:>8.2f}{_fmt(r.get('x_torch'), '.2f'):>8}  {r.get('torch_best', '')[:38]:<39}"
+                f"{_fmt(r.get('x_base'), '.2f'):>7}{_fmt(r.get('x_torch_optimizer'), '.2f'):>6}{_fmt(r.get('x_pytorch_optimizer'), '.2f'):>6}"
                 f"{r['peak_bytes'] / 1e6:>9.1f}{r['peak_x_params']:>6.2f}{r['first_step_s']:>7.2f}"
             )
     return "\n".join(lines)
@@ -217,7 +236,15 @@ def targets(info: dict) -> list[dict]:
             continue
         if r["family"] in ("sgd", "adamw") and r["optimizer"] in ("SGDW", "AdamW") and r["impl"] == "fused":
             met = r["x_floor"] <= TARGETS[r["family"]] and r.get("x_torch", 0) <= 1.0
-            out.append({"row": r["key"], "x_floor": r["x_floor"], "x_torch": r.get("x_torch"), "met": met})
+            out.append(
+                {
+                    "row": r["key"],
+                    "x_floor": r["x_floor"],
+                    "x_torch": r.get("x_torch"),
+                    "x_base": r.get("x_base"),
+                    "met": met,
+                }
+            )
     for rule in ("p=2", "p=1"):
         rows = [
             r for r in info["rows"] if r["family"] == "penalty" and r["library"] == "decaylab" and r["rule"] == rule
@@ -318,6 +345,7 @@ def summary(report: dict[str, Any]) -> str:
     for size, info in report["sizes"].items():
         for t in info.get("targets", []):
             x_torch = "" if t.get("x_torch") is None else f", x torch {t['x_torch']:.2f}"
+            x_torch += "" if t.get("x_base") is None else f" (x its plain step {t['x_base']:.2f})"
             lines.append(
                 f"target [{size}] {t['row']}: x floor {t['x_floor']:.2f}{x_torch} -> {'met' if t['met'] else 'NOT met'}"
             )

@@ -6,9 +6,10 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 
 from benchmarks import run
-from benchmarks.cases import FAMILIES, Workspace, equivalents
+from benchmarks.cases import FAMILIES, RULE_PASS_IMPLS, Workspace, base_steps, equivalents
 from benchmarks.shapes import digits_shapes
 
 
@@ -27,6 +28,46 @@ def test_every_rule_and_every_baseline_is_a_candidate() -> None:
     assert [e.key for e in equivalents(p1, penalty, "autograd")] == ["autograd:penalty().backward():p=1:loop"]
 
 
+@pytest.mark.parametrize("family, optimizer, torch_optimizer", [("sgd", "SGDW", "SGD"), ("adamw", "AdamW", "AdamW")])
+@pytest.mark.parametrize("rule", ["l1", "proximal_l1", "elastic_net", "toward_reference"])
+@pytest.mark.parametrize("impl", list(RULE_PASS_IMPLS))
+def test_torch_with_rule_passes_computes_decaylabs_update(
+    family: str, optimizer: str, torch_optimizer: str, rule: str, impl: str
+) -> None:
+    """The equivalent a decaylab row is judged against must compute the same weights."""
+    torch_ws, decaylab_ws = Workspace(digits_shapes()), Workspace(digits_shapes())
+    equivalent = next(
+        c for c in FAMILIES[family](torch_ws) if c.key == f"torch.optim:{torch_optimizer}+passes:{rule}:{impl}"
+    )
+    ours = next(c for c in FAMILIES[family](decaylab_ws) if c.key == f"decaylab:{optimizer}:{rule}:loop")
+    for candidate in (equivalent, ours):
+        runner = candidate.build()
+        runner.prepare()
+        for _ in range(3):
+            runner.step()
+    assert not torch.equal(decaylab_ws.params[0], Workspace(digits_shapes()).params[0])  # they moved
+    for a, b in zip(torch_ws.params, decaylab_ws.params, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-7)
+
+
+def test_a_rule_is_compared_with_torch_rows_that_compute_it_and_with_the_plain_step() -> None:
+    ws = Workspace(digits_shapes())
+    sgd = FAMILIES["sgd"](ws)
+    by_key = {c.key: c for c in sgd}
+    proximal = by_key["decaylab:SGDW:proximal_l1:fused"]
+    assert {c.key for c in equivalents(proximal, sgd, "torch.optim")} == {
+        f"torch.optim:SGD+passes:proximal_l1:{impl}" for impl in RULE_PASS_IMPLS
+    }
+    plain = {f"torch.optim:SGD:coupled_l2:{impl}" for impl in ("loop", "foreach", "fused")}
+    assert {c.key for c in base_steps(proximal, sgd)} == plain
+    l2 = by_key["decaylab:SGDW:l2:fused"]
+    assert {c.key for c in equivalents(l2, sgd, "torch.optim")} == plain  # coupled: the same traffic
+    assert {c.key for c in equivalents(l2, sgd, "pytorch_optimizer")} == {
+        "pytorch_optimizer:SGDW:l2:loop",
+        "pytorch_optimizer:SGDW:l2:foreach",
+    }
+
+
 def test_quick_run_writes_table_and_json(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     out = tmp_path / "bench.json"
     only = ",".join(
@@ -34,6 +75,7 @@ def test_quick_run_writes_table_and_json(tmp_path: Path, capsys: pytest.CaptureF
             "decaylab:SGDW:l2:loop",
             "decaylab:SGDW:toward_reference:foreach",
             "torch.optim:SGD:coupled_l2:loop",
+            "torch.optim:SGD+passes:toward_reference:fused+loop",
             "torch_optimizer:SGDW:constant_shift",
             "decaylab:add_to_grad:p=2:loop",
             "autograd:penalty().backward():p=2",
@@ -46,6 +88,7 @@ def test_quick_run_writes_table_and_json(tmp_path: Path, capsys: pytest.CaptureF
         "decaylab:SGDW:l2:loop",
         "decaylab:SGDW:toward_reference:foreach",
         "torch.optim:SGD:coupled_l2:loop",
+        "torch.optim:SGD+passes:toward_reference:fused+loop",
         "torch_optimizer:SGDW:constant_shift:loop",
         "decaylab:add_to_grad:p=2:loop",
         "autograd:penalty().backward():p=2:loop",
@@ -53,6 +96,11 @@ def test_quick_run_writes_table_and_json(tmp_path: Path, capsys: pytest.CaptureF
     sgdw = rows["decaylab:SGDW:l2:loop"]
     assert sgdw["x_torch"] == pytest.approx(sgdw["step_ms"] / rows["torch.optim:SGD:coupled_l2:loop"]["step_ms"])
     assert sgdw["torch_best"] == "torch.optim.SGD loop"
+    assert sgdw["x_base"] == sgdw["x_torch"]  # for L2 the plain step is the equivalent
+    toward = rows["decaylab:SGDW:toward_reference:foreach"]
+    passes = rows["torch.optim:SGD+passes:toward_reference:fused+loop"]
+    assert toward["x_torch"] == pytest.approx(toward["step_ms"] / passes["step_ms"])
+    assert toward["x_base"] == pytest.approx(toward["step_ms"] / rows["torch.optim:SGD:coupled_l2:loop"]["step_ms"])
     assert "x_torch_optimizer" in sgdw
     assert sgdw["bytes_moved"] == 5 * 12_730 * 4
     assert rows["decaylab:SGDW:toward_reference:foreach"]["bytes_moved"] == 6 * 12_730 * 4  # reads w_ref too
