@@ -152,23 +152,20 @@ RULE_PASS_IMPLS = {"fused+loop": False, "fused+foreach": True}  # torch's fused 
 
 
 def _torch_with_rule_passes(
-    family: str,
-    optimizer: str,
-    make_step: Callable[[], torch.optim.Optimizer],
-    weight_decay: float,
-    scale: str,
-    rules: list[str],
-    base: Traffic,
+    family: str, torch_class: type[torch.optim.Optimizer], ws: Workspace, options: dict, scale: str, base: Traffic
 ) -> list[Candidate]:
-    """torch's fused step (no decay of its own) with each rule applied around it as eager passes."""
+    """torch's fused step (no decay of its own) with each rule but L2 applied around it as eager
+    passes; ``scale`` is the decaylab optimizer's default (SGDW: ``none``, AdamW: ``lr``)."""
     out = []
-    for rule in rules:
+    weight_decay = options["weight_decay"]
+    for rule in (r for r in RULES if r != "l2"):
         traffic = _plus(base, REFERENCE_READ) if rule == "toward_reference" else base
         for impl, foreach in RULE_PASS_IMPLS.items():
 
             def build(rule: str = rule, foreach: bool = foreach) -> Runner:
+                step = torch_class(ws.params, **{**options, "weight_decay": 0.0}, fused=True)
                 opt = DecayWrapper(
-                    make_step(), weight_decay, scale=scale, foreach=foreach, **_decoupled_options(rule, weight_decay)
+                    step, weight_decay, scale=scale, foreach=foreach, **_decoupled_options(rule, weight_decay)
                 )
                 return Runner(opt.step, state_bytes=lambda: _state_bytes(opt.optimizer))
 
@@ -176,7 +173,7 @@ def _torch_with_rule_passes(
                 Candidate(
                     family,
                     "torch.optim",
-                    f"{optimizer}+passes",
+                    f"{torch_class.__name__}+passes",
                     rule,
                     impl,
                     traffic,
@@ -212,16 +209,7 @@ def sgd_family(ws: Workspace) -> list[Candidate]:
                 serves=("coupled_l2", "l2"),
             )
         )
-    no_decay = {**o, "weight_decay": 0.0}
-    out += _torch_with_rule_passes(
-        "sgd",
-        "SGD",
-        lambda: torch.optim.SGD(ws.params, **no_decay, fused=True),
-        o["weight_decay"],
-        "none",  # SGDW's default: s = 1
-        [r for r in RULES if r != "l2"],
-        SGD_TRAFFIC,
-    )
+    out += _torch_with_rule_passes("sgd", torch.optim.SGD, ws, o, "none", SGD_TRAFFIC)
     import pytorch_optimizer
     import torch_optimizer
 
@@ -276,16 +264,7 @@ def adamw_family(ws: Workspace) -> list[Candidate]:
                 serves=("l2",),
             )
         )
-    no_decay = {**o, "weight_decay": 0.0}
-    out += _torch_with_rule_passes(
-        "adamw",
-        "AdamW",
-        lambda: torch.optim.AdamW(ws.params, **no_decay, fused=True),
-        o["weight_decay"],
-        "lr",  # AdamW's default: s = lr, as torch.optim.AdamW
-        [r for r in RULES if r != "l2"],
-        ADAMW_TRAFFIC,
-    )
+    out += _torch_with_rule_passes("adamw", torch.optim.AdamW, ws, o, "lr", ADAMW_TRAFFIC)
     return out
 
 
