@@ -28,7 +28,9 @@ def test_every_rule_and_every_baseline_is_a_candidate() -> None:
     assert [e.key for e in equivalents(p1, penalty, "autograd")] == ["autograd:penalty().backward():p=1:loop"]
 
 
-@pytest.mark.parametrize("family, optimizer, torch_optimizer", [("sgd", "SGDW", "SGD"), ("adamw", "AdamW", "AdamW")])
+@pytest.mark.parametrize(
+    ("family", "optimizer", "torch_optimizer"), [("sgd", "SGDW", "SGD"), ("adamw", "AdamW", "AdamW")]
+)
 @pytest.mark.parametrize("rule", ["l1", "proximal_l1", "elastic_net", "toward_reference"])
 @pytest.mark.parametrize("impl", list(RULE_PASS_IMPLS))
 def test_torch_with_rule_passes_computes_decaylabs_update(
