@@ -69,24 +69,38 @@ class Bandwidth:
         return self.bytes_per_second / 1e9
 
 
-def median_seconds(fn: Callable[[], object], repeats: int, warmup: int = 1) -> float:
+def _no_wait() -> None:
+    return None
+
+
+def median_seconds(
+    fn: Callable[[], object], repeats: int, warmup: int = 1, sync: Callable[[], None] = _no_wait
+) -> float:
     """Median wall seconds of ``repeats`` calls of ``fn`` after ``warmup`` untimed ones (which touch
-    the pages and warm the caches)."""
+    the pages and warm the caches). ``sync`` waits for the device's queued work (CUDA: see
+    :mod:`benchmarks.device`); it is called before each clock reading."""
     for _ in range(warmup):
         fn()
     times = []
     for _ in range(repeats):
+        sync()
         start = time.perf_counter()
         fn()
+        sync()
         times.append(time.perf_counter() - start)
     return statistics.median(times)
 
 
 class BandwidthMeter:
-    """Measures the in-place bandwidth for any footprint up to ``max_footprint_bytes`` from one buffer."""
+    """Measures the in-place bandwidth for any footprint up to ``max_footprint_bytes`` from one
+    buffer on ``device`` (``sync`` waits for that device's queued work)."""
 
-    def __init__(self, max_footprint_bytes: int) -> None:
-        self._pool = torch.ones(max(3, -(-max_footprint_bytes // FLOAT_BYTES)), dtype=torch.float32)
+    def __init__(
+        self, max_footprint_bytes: int, device: torch.device | str = "cpu", sync: Callable[[], None] = _no_wait
+    ) -> None:
+        elements = max(3, -(-max_footprint_bytes // FLOAT_BYTES))
+        self._pool = torch.ones(elements, dtype=torch.float32, device=device)
+        self._sync = sync
 
     def measure(self, footprint_bytes: int, repeats: int = 7) -> Bandwidth:
         n = min(self._pool.numel(), max(3, footprint_bytes // FLOAT_BYTES))
@@ -102,7 +116,8 @@ class BandwidthMeter:
             "fma": (lambda: a3.addcmul_(b3, c3), 4 * third),
         }
         per_kernel = {
-            name: elements * FLOAT_BYTES / median_seconds(fn, repeats) for name, (fn, elements) in kernels.items()
+            name: elements * FLOAT_BYTES / median_seconds(fn, repeats, sync=self._sync)
+            for name, (fn, elements) in kernels.items()
         }
         best = max(per_kernel, key=per_kernel.__getitem__)
         pool.fill_(1.0)

@@ -52,13 +52,15 @@ def _plus(a: Traffic, b: Traffic) -> Traffic:
 
 
 class Workspace:
-    """Parameters with fixed gradients (``.grad`` set once), held by a module for the penalty."""
+    """Parameters with fixed gradients (``.grad`` set once), held by a module for the penalty.
 
-    def __init__(self, shapes: list[tuple[int, ...]], seed: int = 0) -> None:
+    Values are drawn on the CPU from ``seed`` and moved to ``device``: the same on every device."""
+
+    def __init__(self, shapes: list[tuple[int, ...]], seed: int = 0, device: torch.device | str = "cpu") -> None:
         gen = torch.Generator().manual_seed(seed)
-        self.params = [nn.Parameter(torch.randn(s, generator=gen) * 0.05) for s in shapes]
+        self.params = [nn.Parameter((torch.randn(s, generator=gen) * 0.05).to(device)) for s in shapes]
         for p in self.params:
-            p.grad = torch.randn(p.shape, generator=gen) * 1e-3
+            p.grad = (torch.randn(p.shape, generator=gen) * 1e-3).to(device)
         self.module = nn.ParameterList(self.params)
         self.numel = sum(p.numel() for p in self.params)
 

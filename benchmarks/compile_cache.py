@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -34,13 +33,17 @@ def _counters() -> dict[str, int]:
     }
 
 
-def measure_one(size: str, optimizer: str, rule: str, steps: int = 5) -> dict[str, Any]:
+def measure_one(size: str, optimizer: str, rule: str, steps: int = 5, device: str = "cpu") -> dict[str, Any]:
     """In this process: build the optimizer with fused=True and time its first fused step."""
+    from benchmarks.bandwidth import median_seconds
     from benchmarks.cases import ADAMW_OPTIONS, SGD_OPTIONS, Workspace
+    from benchmarks.device import resolve_device, synchronizer
     from benchmarks.shapes import digits_shapes, resnet50_shapes
     from decaylab import SGDW, AdamW
 
-    ws = Workspace(resnet50_shapes() if size == "resnet50" else digits_shapes())
+    where = resolve_device(device)
+    sync = synchronizer(where)
+    ws = Workspace(resnet50_shapes() if size == "resnet50" else digits_shapes(), device=where)
     if optimizer == "SGDW":
         opt = SGDW(ws.params, **SGD_OPTIONS, rule=rule, fused=True)
         opt.step()  # the first momentum step runs eagerly
@@ -48,17 +51,11 @@ def measure_one(size: str, optimizer: str, rule: str, steps: int = 5) -> dict[st
         opt = AdamW(ws.params, **ADAMW_OPTIONS, rule=rule, fused=True)
     else:
         raise ValueError(f"optimizer: expected 'SGDW' or 'AdamW', got {optimizer!r}")
-    start = time.perf_counter()
-    opt.step()
-    first = time.perf_counter() - start
-    times = []
-    for _ in range(steps):
-        start = time.perf_counter()
-        opt.step()
-        times.append(time.perf_counter() - start)
-    steady = statistics.median(times)
+    first = median_seconds(opt.step, repeats=1, warmup=0, sync=sync)
+    steady = median_seconds(opt.step, repeats=steps, warmup=0, sync=sync)
     return {
         "size": size,
+        "device": str(where),
         "optimizer": optimizer,
         "rule": rule,
         "first_fused_step_s": first,
@@ -68,10 +65,11 @@ def measure_one(size: str, optimizer: str, rule: str, steps: int = 5) -> dict[st
     }
 
 
-def _run_child(size: str, optimizer: str, rule: str, cache_dir: str) -> dict[str, Any]:
+def _run_child(size: str, optimizer: str, rule: str, cache_dir: str, device: str) -> dict[str, Any]:
     env = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": cache_dir}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [os.getcwd(), env.get("PYTHONPATH", "")]))
     cmd = [sys.executable, "-m", "benchmarks.compile_cache", "--size", size, "--optimizer", optimizer, "--rule", rule]
+    cmd += ["--device", device]
     start = time.perf_counter()
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
     wall = time.perf_counter() - start
@@ -82,13 +80,13 @@ def _run_child(size: str, optimizer: str, rule: str, cache_dir: str) -> dict[str
     return result
 
 
-def study(size: str, configs: list[tuple[str, str]]) -> list[dict[str, Any]]:
+def study(size: str, configs: list[tuple[str, str]], device: str = "cpu") -> list[dict[str, Any]]:
     """Cold then warm, per configuration, each with its own fresh cache directory."""
     out = []
     for optimizer, rule in configs:
         with tempfile.TemporaryDirectory(prefix="decaylab-inductor-") as cache_dir:
-            cold = _run_child(size, optimizer, rule, cache_dir)
-            warm = _run_child(size, optimizer, rule, cache_dir)
+            cold = _run_child(size, optimizer, rule, cache_dir, device)
+            warm = _run_child(size, optimizer, rule, cache_dir, device)
         out.append({"optimizer": optimizer, "rule": rule, "size": size, "cold": cold, "warm": warm})
     return out
 
@@ -98,9 +96,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--size", choices=["resnet50", "digits"], default="resnet50")
     parser.add_argument("--optimizer", choices=["SGDW", "AdamW"], default="SGDW")
     parser.add_argument("--rule", default="l2")
+    parser.add_argument("--device", default="cpu")
     args = parser.parse_args(argv)
     torch.manual_seed(0)
-    print(json.dumps(measure_one(args.size, args.optimizer, args.rule)))
+    print(json.dumps(measure_one(args.size, args.optimizer, args.rule, device=args.device)))
 
 
 if __name__ == "__main__":

@@ -7,6 +7,10 @@ events in time order gives the running total of bytes allocated *during* the cal
 the call's transient peak (temporaries), and its final value the bytes the call kept (new state).
 Python objects and memory allocated outside torch are not counted; for an optimizer step those
 are bytes, not megabytes.
+
+On a CUDA device the figures come from the caching allocator's own counters instead
+(``torch.cuda.max_memory_allocated`` after ``reset_peak_memory_stats``, around a synchronized
+call): the same peak and kept bytes and the number of allocations, but not the largest single one.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import sys
 from collections.abc import Callable, Iterator
 from typing import NamedTuple
 
+import torch
 from torch.profiler import ProfilerActivity, profile
 
 
@@ -37,12 +42,15 @@ def _quiet_stderr() -> Iterator[None]:
 class AllocationProfile(NamedTuple):
     peak_bytes: int  # the largest running total of bytes allocated and not yet freed during the call
     kept_bytes: int  # allocated during the call and still alive after it
-    largest_bytes: int  # the largest single allocation
+    largest_bytes: int | None  # the largest single allocation (None: not recorded, on CUDA)
     allocations: int
 
 
-def allocation_profile(fn: Callable[[], object]) -> AllocationProfile:
-    """Call ``fn()`` once under the profiler and summarize its allocations."""
+def allocation_profile(fn: Callable[[], object], device: torch.device | str = "cpu") -> AllocationProfile:
+    """Call ``fn()`` once and summarize what it allocated on ``device``."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return _cuda_allocation_profile(fn, device)
     with _quiet_stderr(), profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
         fn()
     events = [e for e in prof.profiler.kineto_results.events() if e.name() == "[memory]"]
@@ -56,6 +64,19 @@ def allocation_profile(fn: Callable[[], object]) -> AllocationProfile:
             largest = max(largest, size)
             count += 1
     return AllocationProfile(peak, total, largest, count)
+
+
+def _cuda_allocation_profile(fn: Callable[[], object], device: torch.device) -> AllocationProfile:
+    torch.cuda.synchronize(device)
+    torch.cuda.reset_peak_memory_stats(device)
+    base = torch.cuda.memory_allocated(device)
+    count = torch.cuda.memory_stats(device).get("allocation.all.allocated", 0)
+    fn()
+    torch.cuda.synchronize(device)
+    peak = torch.cuda.max_memory_allocated(device) - base
+    kept = torch.cuda.memory_allocated(device) - base
+    count = torch.cuda.memory_stats(device).get("allocation.all.allocated", 0) - count
+    return AllocationProfile(peak, kept, None, count)
 
 
 def peak_transient_bytes(fn: Callable[[], object]) -> int:

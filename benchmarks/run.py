@@ -32,7 +32,7 @@ from typing import Any
 import torch
 
 from benchmarks import compile_cache
-from benchmarks.bandwidth import BandwidthMeter, floor_seconds
+from benchmarks.bandwidth import BandwidthMeter, floor_seconds, median_seconds
 from benchmarks.cases import (
     FAMILIES,
     THIRD_PARTY,
@@ -43,11 +43,13 @@ from benchmarks.cases import (
     base_steps,
     equivalents,
 )
+from benchmarks.device import DEVICES, describe, resolve_device, synchronizer
 from benchmarks.memory import allocation_profile
 from benchmarks.shapes import digits_shapes, resnet50_shapes
 
 SIZES = {"resnet50": resnet50_shapes, "digits": digits_shapes}
 TARGETS = {"sgd": 1.25, "adamw": 1.25, "penalty": 1.2}  # x floor, at the ResNet-50 size
+CPU = torch.device("cpu")
 
 
 @dataclass(frozen=True)
@@ -58,8 +60,8 @@ class Settings:
     bandwidth_repeats: int
 
     @staticmethod
-    def for_size(size: str, quick: bool) -> Settings:
-        if size == "digits":  # microsecond steps: many of them
+    def for_size(size: str, quick: bool, device: torch.device = CPU) -> Settings:
+        if size == "digits" or device.type == "cuda":  # microsecond or sub-millisecond steps: many of them
             return Settings(rounds=3, steps=50, warmup=10, bandwidth_repeats=50) if quick else Settings(7, 200, 20, 200)
         return Settings(rounds=2, steps=3, warmup=1, bandwidth_repeats=3) if quick else Settings(7, 7, 2, 7)
 
@@ -73,30 +75,32 @@ def _counters() -> dict[str, int]:
     }
 
 
-def _time_steps(runner: Runner, settings: Settings) -> float:
+def _time_steps(runner: Runner, settings: Settings, device: torch.device = CPU) -> float:
+    """One round's step time. CPU: the median of single steps. CUDA: the mean over a block of
+    steps between two synchronizations (steps queue behind each other, as in training)."""
     runner.prepare()
-    for _ in range(settings.warmup):
-        runner.step()
-    times = []
-    for _ in range(settings.steps):
+    if device.type == "cuda":
+        sync = synchronizer(device)
+        for _ in range(settings.warmup):
+            runner.step()
+        sync()
         start = time.perf_counter()
-        runner.step()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        for _ in range(settings.steps):
+            runner.step()
+        sync()
+        return (time.perf_counter() - start) / settings.steps
+    return median_seconds(runner.step, settings.steps, settings.warmup)
 
 
-def _setup(candidate: Candidate) -> tuple[Runner, dict[str, Any]]:
+def _setup(candidate: Candidate, device: torch.device = CPU) -> tuple[Runner, dict[str, Any]]:
     """Build and take the first step (state; the compile for ``fused``), timed on its own."""
+    sync = synchronizer(device)
     runner = candidate.build()
     runner.prepare()
     before = _counters()
-    start = time.perf_counter()
-    runner.step()
-    first = time.perf_counter() - start
+    first = median_seconds(runner.step, repeats=1, warmup=0, sync=sync)
     if candidate.impl == "fused" and runner.compile_seconds() is None:  # first momentum step: eager
-        start = time.perf_counter()
-        runner.step()
-        first = time.perf_counter() - start
+        first = median_seconds(runner.step, repeats=1, warmup=0, sync=sync)
     after = _counters()
     info = {"first_step_s": first, "compile_s": runner.compile_seconds()}
     info["cache"] = {k: after[k] - before[k] for k in after}
@@ -104,18 +108,18 @@ def _setup(candidate: Candidate) -> tuple[Runner, dict[str, Any]]:
 
 
 def measure_family(
-    family: str, shapes: list[tuple[int, ...]], settings: Settings, only: list[str], log
+    family: str, shapes: list[tuple[int, ...]], settings: Settings, only: list[str], log, device: torch.device = CPU
 ) -> tuple[list[dict], dict]:
-    ws = Workspace(shapes)
+    ws = Workspace(shapes, device=device)
     candidates = [c for c in FAMILIES[family](ws) if not only or any(text in c.key for text in only)]
     if not candidates:
         return [], {}
     runners, first = {}, {}
     for c in candidates:
         log(f"  setting up {c.key}")
-        runners[c.key], first[c.key] = _setup(c)
+        runners[c.key], first[c.key] = _setup(c, device)
     footprints = sorted({c.traffic.footprint_bytes(ws.numel) for c in candidates})
-    meter = BandwidthMeter(max(footprints))
+    meter = BandwidthMeter(max(footprints), device, synchronizer(device))
     times: dict[str, list[float]] = {c.key: [] for c in candidates}
     bandwidth: dict[int, list] = {f: [] for f in footprints}
     for r in range(settings.rounds):
@@ -124,13 +128,13 @@ def measure_family(
             bandwidth[f].append(meter.measure(f, settings.bandwidth_repeats))
         order = candidates[r % len(candidates) :] + candidates[: r % len(candidates)]
         for c in order:
-            times[c.key].append(_time_steps(runners[c.key], settings))
+            times[c.key].append(_time_steps(runners[c.key], settings, device))
     param_bytes = ws.numel * 4
     rows = []
     for c in candidates:
         runner = runners[c.key]
         runner.prepare()
-        memory = allocation_profile(runner.step)
+        memory = allocation_profile(runner.step, device)
         f = c.traffic.footprint_bytes(ws.numel)
         floors = [floor_seconds(c.traffic, ws.numel, bw) for bw in bandwidth[f]]
         ratios = [t / fl for t, fl in zip(times[c.key], floors, strict=True)]
@@ -202,7 +206,8 @@ def _fmt(value: float | None, spec: str) -> str:
 
 def table(size: str, info: dict) -> str:
     lines = [
-        f"\n== {size}: {info['params']:,} parameters in {info['tensors']} tensors, {info['threads']} threads ==",
+        f"\n== {size}: {info['params']:,} parameters in {info['tensors']} tensors, on {info.get('device', 'cpu')}, "
+        f"{info['threads']} threads ==",
         "bandwidth (best in-place kernel, median over rounds): "
         + ", ".join(
             f"{int(f) / 1e6:.0f} MB footprint {v['gb_per_s_median']:.1f} GB/s" for f, v in info["bandwidth"].items()
@@ -255,7 +260,7 @@ def targets(info: dict) -> list[dict]:
     return out
 
 
-def machine() -> dict[str, Any]:
+def machine(device: torch.device = CPU) -> dict[str, Any]:
     cpu = platform.processor()
     try:
         with open("/proc/cpuinfo") as f:
@@ -268,6 +273,7 @@ def machine() -> dict[str, Any]:
         "torch": torch.__version__,
         "python": platform.python_version(),
         "torch_threads": torch.get_num_threads(),
+        "device": describe(device),
         "load_average_before": os.getloadavg(),
         "started": time.strftime("%Y-%m-%d %H:%M:%S"),
     }
@@ -286,9 +292,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--families", default="sgd,adamw,penalty", help="comma-separated subset of sgd,adamw,penalty")
     parser.add_argument("--threads", type=int, help="torch.set_num_threads (default: torch's choice)")
     parser.add_argument(
+        "--device", default="cpu", help=f"where the parameters live: {' or '.join(DEVICES)} (cuda:N); default cpu"
+    )
+    parser.add_argument(
         "--compile-study", choices=["auto", "on", "off"], default="auto", help="auto: on unless --quick"
     )
     args = parser.parse_args(argv)
+    try:
+        device = resolve_device(args.device)
+    except ValueError as error:
+        parser.error(str(error))
     if args.threads:
         torch.set_num_threads(args.threads)
     families = [f.strip() for f in args.families.split(",") if f.strip()]
@@ -299,15 +312,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     def log(message: str) -> None:
         print(message, file=sys.stderr, flush=True)
 
-    report: dict[str, Any] = {"machine": machine(), "sizes": {}}
+    report: dict[str, Any] = {"machine": machine(device), "sizes": {}}
     sizes = ["resnet50", "digits"] if args.size == "both" else [args.size]
     for size in sizes:
         shapes = SIZES[size]()
-        settings = Settings.for_size(size, args.quick)
+        settings = Settings.for_size(size, args.quick, device)
         info: dict[str, Any] = {
             "params": sum(int(torch.Size(s).numel()) for s in shapes),
             "tensors": len(shapes),
             "threads": torch.get_num_threads(),
+            "device": str(device),
             "settings": settings.__dict__,
             "rows": [],
             "bandwidth": {},
@@ -315,7 +329,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         for family in families:
             log(f"[{size}] {family}")
             only = [t for t in (args.only or "").split(",") if t]
-            rows, bandwidth = measure_family(family, shapes, settings, only, log)
+            rows, bandwidth = measure_family(family, shapes, settings, only, log, device)
             info["rows"] += rows
             info["bandwidth"].update(bandwidth)
         info["targets"] = targets(info) if size == "resnet50" else []
@@ -324,7 +338,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if args.compile_study == "on" or (args.compile_study == "auto" and not args.quick):
         size = "resnet50" if "resnet50" in sizes else sizes[0]
         log(f"[compile study] {size}: cold and warm, each in a fresh process")
-        report["compile_study"] = compile_cache.study(size, [("SGDW", "l2"), ("AdamW", "l2")])
+        report["compile_study"] = compile_cache.study(size, [("SGDW", "l2"), ("AdamW", "l2")], str(device))
     report["machine"]["load_average_after"] = os.getloadavg()
     print(summary(report), flush=True)
     if args.json:
@@ -338,7 +352,8 @@ def summary(report: dict[str, Any]) -> str:
     m = report["machine"]
     lines = [
         "",
-        f"machine: {m['cpu']}, {m['logical_cpus']} logical CPUs, torch {m['torch']}, {m['torch_threads']} threads; "
+        f"machine: {m['cpu']}, {m['logical_cpus']} logical CPUs, torch {m['torch']}, {m['torch_threads']} threads, "
+        f"device {m.get('device', 'cpu')}; "
         f"load average before {tuple(round(x, 2) for x in m['load_average_before'])}, "
         f"after {tuple(round(x, 2) for x in m['load_average_after'])}",
     ]

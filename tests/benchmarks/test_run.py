@@ -83,7 +83,9 @@ def test_quick_run_writes_table_and_json(tmp_path: Path, capsys: pytest.CaptureF
             "autograd:penalty().backward():p=2",
         ]
     )
-    report = run.main(["--size", "digits", "--quick", "--families", "sgd,penalty", "--only", only, "--json", str(out)])
+    argv = ["--size", "digits", "--quick", "--families", "sgd,penalty", "--only", only, "--device", "cpu"]
+    report = run.main([*argv, "--json", str(out)])
+    assert report["machine"]["device"] == "cpu" and report["sizes"]["digits"]["device"] == "cpu"
     assert json.loads(out.read_text()) == json.loads(json.dumps(report))
     rows = {r["key"]: r for r in report["sizes"]["digits"]["rows"]}
     assert set(rows) == {
@@ -110,6 +112,13 @@ def test_quick_run_writes_table_and_json(tmp_path: Path, capsys: pytest.CaptureF
     assert rows["decaylab:add_to_grad:p=2:loop"]["peak_bytes"] == 0  # in place: no temporaries
     printed = capsys.readouterr().out
     assert "x floor" in printed and "load average before" in printed
+
+
+def test_an_unavailable_device_stops_the_run_before_any_work(capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(SystemExit) as stopped:
+        run.main(["--size", "digits", "--device", "tpu"])
+    assert stopped.value.code == 2
+    assert "--device: expected one of cpu, cuda" in capsys.readouterr().err
 
 
 def test_targets_are_judged_on_fused_rows_and_the_best_penalty_mode() -> None:
