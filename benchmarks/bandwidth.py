@@ -19,8 +19,10 @@ fma       ``a += b * c``        read a, b, c, write a (4)  a, b, c = a third eac
 
 Each kernel's buffers together have the step's footprint, so caches help the floor exactly as
 much as they can help the step (this machine's L3 is as large as some footprints). Each kernel
-is timed ``repeats`` times (median); the bandwidth is the best of the three kernels, so the floor
-is what the fastest simple in-place stream achieves on these bytes, with the same threads.
+is timed as the steps are (:func:`call_seconds`: the median of ``repeats`` single calls on CPU,
+the mean over a block of ``repeats`` queued calls on CUDA); the bandwidth is the best of the three
+kernels, so the floor is what the fastest simple in-place stream achieves on these bytes, with the
+same threads, on the same device.
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
+
+from benchmarks.device import synchronizer
 
 FLOAT_BYTES = 4
 
@@ -91,16 +95,36 @@ def median_seconds(
     return statistics.median(times)
 
 
+def block_seconds(
+    fn: Callable[[], object], repeats: int, warmup: int = 1, sync: Callable[[], None] = _no_wait
+) -> float:
+    """Mean wall seconds per call of ``repeats`` calls queued back to back between two waits for
+    the device: how a GPU runs a stream of kernels, without a launch-and-wait per call."""
+    for _ in range(warmup):
+        fn()
+    sync()
+    start = time.perf_counter()
+    for _ in range(repeats):
+        fn()
+    sync()
+    return (time.perf_counter() - start) / repeats
+
+
+def call_seconds(fn: Callable[[], object], repeats: int, warmup: int, device: torch.device) -> float:
+    """One call's time on ``device``: the median of single calls on CPU, :func:`block_seconds` on CUDA."""
+    if device.type == "cuda":
+        return block_seconds(fn, repeats, warmup, synchronizer(device))
+    return median_seconds(fn, repeats, warmup)
+
+
 class BandwidthMeter:
     """Measures the in-place bandwidth for any footprint up to ``max_footprint_bytes`` from one
-    buffer on ``device`` (``sync`` waits for that device's queued work)."""
+    buffer on ``device``, each kernel timed as :func:`call_seconds` times a step there."""
 
-    def __init__(
-        self, max_footprint_bytes: int, device: torch.device | str = "cpu", sync: Callable[[], None] = _no_wait
-    ) -> None:
+    def __init__(self, max_footprint_bytes: int, device: torch.device | str = "cpu") -> None:
         elements = max(3, -(-max_footprint_bytes // FLOAT_BYTES))
-        self._pool = torch.ones(elements, dtype=torch.float32, device=device)
-        self._sync = sync
+        self._device = torch.device(device)
+        self._pool = torch.ones(elements, dtype=torch.float32, device=self._device)
 
     def measure(self, footprint_bytes: int, repeats: int = 7) -> Bandwidth:
         n = min(self._pool.numel(), max(3, footprint_bytes // FLOAT_BYTES))
@@ -116,7 +140,7 @@ class BandwidthMeter:
             "fma": (lambda: a3.addcmul_(b3, c3), 4 * third),
         }
         per_kernel = {
-            name: elements * FLOAT_BYTES / median_seconds(fn, repeats, sync=self._sync)
+            name: elements * FLOAT_BYTES / call_seconds(fn, repeats, 1, self._device)
             for name, (fn, elements) in kernels.items()
         }
         best = max(per_kernel, key=per_kernel.__getitem__)

@@ -7,15 +7,16 @@ Three families, each measured on its own fresh parameters and gradients:
   torch_optimizer.SGDW, pytorch_optimizer.SGDW.
 * ``adamw``: decaylab's ``AdamW`` under every rule; torch.optim.AdamW (pytorch_optimizer.AdamW
   *is* torch.optim.AdamW in 4.1.0, so it is not timed twice).
-
-torch.optim has L2 decay only (coupled in SGD, decoupled in AdamW). For every other rule its
-fastest equivalent is its fused step with the rule applied around it as eager passes over the
-weights, which is what a user of torch.optim writes by hand (and what decaylab's ``DecayWrapper``
-does: it is used here for those passes, one row per pass implementation, loop and foreach). A
-decaylab row is compared with the torch rows that compute its update (``serves``) and, as a
-harder bar, with torch's plain step (its *base*: less work for every rule but L2).
 * ``penalty``: ``WeightRegularization.add_to_grad`` (p = 2 and p = 1) against autograd's
   forward + backward of the same penalty, the thing the gradient mode replaces.
+
+torch.optim has L2 decay only: coupled in SGD (SGDW's decoupled L2 is judged against it: the same
+memory traffic, not the same update) and decoupled in AdamW. For every other rule its fastest
+equivalent is its fused step with the rule applied around it as eager passes over the weights,
+which is what a user of torch.optim writes by hand (and what decaylab's ``DecayWrapper`` does: it
+is used here for those passes, one row per pass implementation, loop and foreach). A decaylab row
+is compared with the torch rows that serve its rule (``serves``) and, as a harder bar, with
+torch's plain step (its *base*: less work for every rule but L2).
 
 Each decaylab configuration is one optimizer whose ``foreach`` / ``fused`` flags are switched
 before each timing block: the three implementations run on the same state, which keeps memory
@@ -311,10 +312,11 @@ THIRD_PARTY = ("torch_optimizer", "pytorch_optimizer")
 
 
 def equivalents(row: Candidate, candidates: list[Candidate], library: str) -> list[Candidate]:
-    """The rows of ``library`` that compute decaylab's ``row``'s update.
+    """The rows of ``library`` that ``row`` is judged against.
 
-    torch: the rows that serve its rule (the penalty: the same ``p``). A third-party library: its
-    rows of the same family (they have L2-like decay only; their notes say what it does).
+    torch: the rows that serve its rule (they compute its update, except torch.optim.SGD's coupled
+    L2 for SGDW's decoupled L2: the same traffic); the penalty: autograd with the same ``p``. A
+    third-party library: its rows of the same family (L2-like decay only; their notes say what it does).
     """
     return [
         c

@@ -32,7 +32,7 @@ from typing import Any
 import torch
 
 from benchmarks import compile_cache
-from benchmarks.bandwidth import BandwidthMeter, floor_seconds, median_seconds
+from benchmarks.bandwidth import BandwidthMeter, call_seconds, floor_seconds, median_seconds
 from benchmarks.cases import (
     FAMILIES,
     THIRD_PARTY,
@@ -76,20 +76,9 @@ def _counters() -> dict[str, int]:
 
 
 def _time_steps(runner: Runner, settings: Settings, device: torch.device = CPU) -> float:
-    """One round's step time. CPU: the median of single steps. CUDA: the mean over a block of
-    steps between two synchronizations (steps queue behind each other, as in training)."""
+    """One round's step time (see :func:`benchmarks.bandwidth.call_seconds`)."""
     runner.prepare()
-    if device.type == "cuda":
-        sync = synchronizer(device)
-        for _ in range(settings.warmup):
-            runner.step()
-        sync()
-        start = time.perf_counter()
-        for _ in range(settings.steps):
-            runner.step()
-        sync()
-        return (time.perf_counter() - start) / settings.steps
-    return median_seconds(runner.step, settings.steps, settings.warmup)
+    return call_seconds(runner.step, settings.steps, settings.warmup, device)
 
 
 def _setup(candidate: Candidate, device: torch.device = CPU) -> tuple[Runner, dict[str, Any]]:
@@ -119,7 +108,7 @@ def measure_family(
         log(f"  setting up {c.key}")
         runners[c.key], first[c.key] = _setup(c, device)
     footprints = sorted({c.traffic.footprint_bytes(ws.numel) for c in candidates})
-    meter = BandwidthMeter(max(footprints), device, synchronizer(device))
+    meter = BandwidthMeter(max(footprints), device)
     times: dict[str, list[float]] = {c.key: [] for c in candidates}
     bandwidth: dict[int, list] = {f: [] for f in footprints}
     for r in range(settings.rounds):

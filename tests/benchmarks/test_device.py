@@ -41,10 +41,14 @@ def test_median_seconds_waits_for_the_device_before_each_clock_reading() -> None
     assert calls == ["fn", "sync", "fn", "sync", "sync", "fn", "sync"]
 
 
-def test_the_same_workspace_on_every_device() -> None:
-    a, b = Workspace([(3, 4), (5,)], seed=7), Workspace([(3, 4), (5,)], seed=7, device="cpu")
-    for p, q in zip(a.params, b.params, strict=True):
-        assert torch.equal(p, q) and torch.equal(p.grad, q.grad)
+def test_workspace_values_come_from_the_seed_alone() -> None:
+    """Drawn on the CPU, then moved: the same numbers whatever ``device`` is."""
+    ws = Workspace([(3, 4), (5,)], seed=7, device="cpu")
+    gen = torch.Generator().manual_seed(7)
+    weights = [torch.randn(s, generator=gen) * 0.05 for s in [(3, 4), (5,)]]
+    grads = [torch.randn(s, generator=gen) * 1e-3 for s in [(3, 4), (5,)]]
+    for p, w, g in zip(ws.params, weights, grads, strict=True):
+        assert torch.equal(p.detach(), w) and torch.equal(p.grad, g)
 
 
 @cuda
@@ -52,6 +56,17 @@ def test_cuda_timing_memory_and_workspace() -> None:
     device = resolve_device("cuda")
     ws = Workspace([(1024,)], device=device)
     assert ws.params[0].device == device and ws.params[0].grad.device == device
-    assert median_seconds(lambda: ws.params[0].mul_(1.0), 3, sync=synchronizer(device)) > 0
-    profile = allocation_profile(lambda: ws.params[0] * 2, device)
-    assert profile.peak_bytes >= 4096 and profile.largest_bytes is None
+    with torch.no_grad():
+        assert median_seconds(lambda: ws.params[0].mul_(1.0), 3, sync=synchronizer(device)) > 0
+        kept = []
+        profile = allocation_profile(lambda: kept.append(ws.params[0] * 2), device)
+    assert profile.peak_bytes >= 4096 and profile.kept_bytes >= 4096 and profile.largest_bytes is None
+    assert Workspace([(1024,)]).params[0].equal(ws.params[0].cpu())
+
+
+def test_block_seconds_waits_once_before_and_once_after_the_block() -> None:
+    from benchmarks.bandwidth import block_seconds
+
+    calls: list[str] = []
+    assert block_seconds(lambda: calls.append("fn"), repeats=3, warmup=1, sync=lambda: calls.append("sync")) >= 0
+    assert calls == ["fn", "sync", "fn", "fn", "fn", "sync"]

@@ -9,7 +9,15 @@ import pytest
 import torch
 
 from benchmarks import run
-from benchmarks.cases import FAMILIES, RULE_PASS_IMPLS, Workspace, base_steps, equivalents
+from benchmarks.cases import (
+    ADAMW_OPTIONS,
+    FAMILIES,
+    RULE_PASS_IMPLS,
+    SGD_OPTIONS,
+    Workspace,
+    base_steps,
+    equivalents,
+)
 from benchmarks.shapes import digits_shapes
 
 
@@ -36,20 +44,31 @@ def test_every_rule_and_every_baseline_is_a_candidate() -> None:
 def test_torch_with_rule_passes_computes_decaylabs_update(
     family: str, optimizer: str, torch_optimizer: str, rule: str, impl: str
 ) -> None:
-    """The equivalent a decaylab row is judged against must compute the same weights."""
-    torch_ws, decaylab_ws = Workspace(digits_shapes()), Workspace(digits_shapes())
+    """The equivalent a decaylab row is judged against must compute the same weights, and the rule
+    must show in them: the weights are moved 1.0 away from the references taken at construction."""
+    torch_ws, decaylab_ws, plain_ws = (Workspace(digits_shapes()) for _ in range(3))
     equivalent = next(
         c for c in FAMILIES[family](torch_ws) if c.key == f"torch.optim:{torch_optimizer}+passes:{rule}:{impl}"
     )
     ours = next(c for c in FAMILIES[family](decaylab_ws) if c.key == f"decaylab:{optimizer}:{rule}:loop")
-    for candidate in (equivalent, ours):
-        runner = candidate.build()
+    options = SGD_OPTIONS if family == "sgd" else ADAMW_OPTIONS
+    no_rule = getattr(torch.optim, torch_optimizer)(plain_ws.params, **{**options, "weight_decay": 0.0})
+    runners = [c.build() for c in (equivalent, ours)]
+    for runner in runners:
         runner.prepare()
+    steps = [r.step for r in runners] + [no_rule.step]
+    with torch.no_grad():
+        for ws in (torch_ws, decaylab_ws, plain_ws):
+            for p in ws.params:
+                p.add_(1.0)
+    for step in steps:
         for _ in range(3):
-            runner.step()
-    assert not torch.equal(decaylab_ws.params[0], Workspace(digits_shapes()).params[0])  # they moved
+            step()
+    rtol, atol = 1e-6, 1e-7
     for a, b in zip(torch_ws.params, decaylab_ws.params, strict=True):
-        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-7)
+        torch.testing.assert_close(a, b, rtol=rtol, atol=atol)
+    rule_effect = max((a - b).abs().max().item() for a, b in zip(decaylab_ws.params, plain_ws.params, strict=True))
+    assert rule_effect > 10 * (2 * rtol + atol), f"the rule barely moved the weights ({rule_effect:.2e})"
 
 
 def test_a_rule_is_compared_with_torch_rows_that_compute_it_and_with_the_plain_step() -> None:
