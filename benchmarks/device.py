@@ -1,9 +1,10 @@
 """Where the benchmark runs: the device, how to wait for its queued work, and what to call it.
 
 On CPU a call is done when it returns. On CUDA a call only queues kernels, so every timing
-waits for the device (``torch.cuda.synchronize``) before it reads the clock, at the start and
-at the end; the floor's bandwidth kernels are timed the same way, so on a GPU the floor is the
-in-place HBM bandwidth measured on that GPU.
+waits for the device (``torch.cuda.synchronize``) before it reads the clock, at the start and at
+the end of a block of queued calls (:func:`benchmarks.bandwidth.call_seconds`); the floor's
+bandwidth kernels are timed the same way, so on a GPU the floor is the in-place HBM bandwidth
+measured on that GPU.
 """
 
 from __future__ import annotations

@@ -5,8 +5,8 @@
 For every candidate (see :mod:`benchmarks.cases`) it prints the median step time, the floor of
 that step measured in the same run (bytes moved / in-place bandwidth, see
 :mod:`benchmarks.bandwidth`), the ratio to the floor, the ratio to torch's fastest equivalent
-(``x torch``: a torch row that computes the same update; for rules torch.optim lacks, its fused
-step with the rule as passes around it), the ratio to torch's plain step (``x base``: L2 decay
+(``x torch``: its own step for L2, the same traffic; for rules torch.optim lacks, its fused step
+with the rule as passes around it, the same update), the ratio to torch's plain step (``x base``: L2 decay
 only, less work), the ratios to the third-party libraries, the first step's time (the compile,
 for ``fused``) and the peak memory a step allocates (see :mod:`benchmarks.memory`).
 
