@@ -1,17 +1,20 @@
 """Batched studies: configuration-steps per second, stacked vs one at a time, and memory per configuration.
 
     python -m benchmarks.batched [--tasks mlp,linear,cnn] [--configs 64] [--batch-size 32] [--threads 1,2]
-                                 [--rounds 5] [--steps 20] [--epoch-rounds 3] [--drift] [--json PATH] [--quick]
+                                 [--rounds 5] [--steps 20] [--epoch-rounds 3] [--no-compile] [--drift]
+                                 [--json PATH] [--quick]
 
 For each task (digits: a 64-wide MLP, logistic regression, the SimpleCNN) it builds ``--configs``
 configurations the way a study does (every method in METHODS in turn, two strengths, two lrs, one
 seed each; SGD with momentum 0.9) and measures:
 
 - **steps**: one stacked step of all of them (:meth:`StackedGroup.step`: the mini-batch gather,
-  forward, backward and update of every configuration) against one step of one configuration
-  alone (:meth:`Run.train_step`, what the local executor runs, one torch thread), averaged over one
-  configuration of each method. Configuration-steps per second = configurations per stacked step
-  / its time, and 1 / the single step's time.
+  forward, backward and update of every configuration), eager and with the forward and backward
+  compiled (``compile=True``, :mod:`decaylab.sandbox.batched.compiled`; its compile is timed
+  apart), against one step of one configuration alone (:meth:`Run.train_step`, what the local
+  executor runs, one torch thread), averaged over one configuration of each method.
+  Configuration-steps per second = configurations per stacked step / its time, and 1 / the
+  single step's time.
 - **epochs**: a whole epoch as each executor runs it (the steps, then measuring every
   configuration and writing its checkpoint): :meth:`StackedGroup.train_epoch` against
   :meth:`Run.train_epoch` + :meth:`Run.state_bytes`, in configuration-epochs per second.
@@ -20,8 +23,9 @@ seed each; SGD with momentum 0.9) and measures:
   :mod:`benchmarks.memory`), divided by the number of configurations; beside them the same for one
   configuration alone.
 - **the plan** the batched executor picks for that group (its own probe, :func:`time_plans`).
-- with ``--drift``: the default study run by the local executor on 1 and on 2 threads and stacked,
-  and how far each drifts from the first over 30 epochs (float32 rounding amplified by training).
+- with ``--drift``: the default study run by the local executor on 1 and on 2 threads, stacked and
+  stacked compiled, and how far each drifts from the first over 30 epochs (float32 rounding
+  amplified by training).
 
 Measuring on a shared machine: within a round the candidates run back to back in a rotating order;
 a candidate's figure is the median over rounds of its per-round median step, and each speed-up is
@@ -77,13 +81,15 @@ def study_configs(task: RunConfig, count: int, batch_size: int) -> list[RunConfi
 
 
 class Subject:
-    """One task's stacked group and its one-per-method sample of single runs, on fixed mini-batches."""
+    """One task's stacked group (and, with ``compile``, a second one compiled) and its one-per-method
+    sample of single runs, on fixed mini-batches."""
 
-    def __init__(self, configs: list[RunConfig]) -> None:
+    def __init__(self, configs: list[RunConfig], *, compile: bool = False) -> None:
         self.configs = configs
         self.jobs = [Job(c.run_id, c) for c in configs]
         self.group = StackedGroup(self.jobs)
         self.coefficients = self.group.coefficients()
+        self.compiled_group = StackedGroup(self.jobs, compile=True) if compile else None
         seen: dict[str, RunConfig] = {}
         for config in configs:
             seen.setdefault(config.method, config)
@@ -106,15 +112,37 @@ class Subject:
     def stacked_step(self) -> None:
         self.group.step(self.index(), self.coefficients)
 
+    def compiled_step(self) -> None:
+        if self.compiled_group is None:
+            raise ValueError("this subject was built without compile=True")
+        self.compiled_group.step(self.index(), self.coefficients)
+
+    def compile(self) -> float:
+        """Compile the compiled group's forward and backward (its first step); returns the seconds it took."""
+        self.compiled_step()
+        if self.compiled_group is None or self.compiled_group.compiled is None:
+            raise ValueError("this subject was built without compile=True")
+        seconds = self.compiled_group.compiled.compile_seconds
+        if seconds is None:
+            raise RuntimeError("the first compiled step did not compile")
+        return seconds
+
     def single_step(self, run: Run) -> None:
         index = self.index()[0]
         data = self.group.data
         run.train_step(data.x_train[index], data.y_train[index], epoch=1, step=1)
 
 
+def speedup_key(kind: str, thread_count: int, figure: str = "speedup") -> str:
+    """``speedup@2`` for the eager stacked step (the key earlier results have), ``compiled_speedup@2`` for the compiled one."""
+    return f"{figure}@{thread_count}" if kind == "stacked" else f"{kind}_{figure}@{thread_count}"
+
+
 def measure_steps(subject: Subject, thread_counts: list[int], rounds: int, steps: int, log: Any) -> dict[str, Any]:
-    """Per round: single steps (1 thread, the local executor's) and stacked steps at each thread count."""
-    candidates = ["single@1"] + [f"stacked@{t}" for t in thread_counts]
+    """Per round: single steps (1 thread, the local executor's) and stacked steps (eager, and compiled if
+    the subject has a compiled group) at each thread count."""
+    kinds = ["stacked", "compiled"] if subject.compiled_group is not None else ["stacked"]
+    candidates = ["single@1"] + [f"{kind}@{t}" for t in thread_counts for kind in kinds]
     per_round: dict[str, list[float]] = {c: [] for c in candidates}
     for r in range(rounds):
         order = candidates[r % len(candidates) :] + candidates[: r % len(candidates)]
@@ -125,6 +153,8 @@ def measure_steps(subject: Subject, thread_counts: list[int], rounds: int, steps
                     value = statistics.mean(
                         median_seconds(lambda run=run: subject.single_step(run), steps, 2) for run in subject.singles
                     )
+                elif kind == "compiled":
+                    value = median_seconds(subject.compiled_step, steps, 2)
                 else:
                     value = median_seconds(subject.stacked_step, steps, 2)
             per_round[candidate].append(value)
@@ -136,42 +166,49 @@ def measure_steps(subject: Subject, thread_counts: list[int], rounds: int, steps
         "per_round_s": per_round,
     }
     for t in thread_counts:
-        stacked = per_round[f"stacked@{t}"]
-        ratios = [count * s / b for s, b in zip(per_round["single@1"], stacked, strict=True)]
-        out[f"stacked_step_s@{t}"] = statistics.median(stacked)
-        out[f"stacked_config_steps_per_s@{t}"] = count / statistics.median(stacked)
-        out[f"speedup@{t}"] = statistics.median(ratios)
-        out[f"speedup_range@{t}"] = [min(ratios), max(ratios)]
+        for kind in kinds:
+            stacked = per_round[f"{kind}@{t}"]
+            ratios = [count * s / b for s, b in zip(per_round["single@1"], stacked, strict=True)]
+            out[f"{kind}_step_s@{t}"] = statistics.median(stacked)
+            out[f"{kind}_config_steps_per_s@{t}"] = count / statistics.median(stacked)
+            out[speedup_key(kind, t)] = statistics.median(ratios)
+            out[speedup_key(kind, t, "speedup_range")] = [min(ratios), max(ratios)]
     return out
 
 
 def measure_epochs(subject: Subject, rounds: int, log: Any) -> dict[str, Any]:
-    """Whole epochs (steps, measuring, checkpoints) as each executor runs them, one thread."""
-    singles, stacked = [], []
+    """Whole epochs (steps, measuring, checkpoints) as each executor runs them, one thread: the stacked
+    group (and the compiled one, if the subject has it) against the sample of single runs."""
+    groups = {"stacked": subject.group}
+    if subject.compiled_group is not None:
+        groups["compiled"] = subject.compiled_group
+    per_config: dict[str, list[float]] = {name: [] for name in [*groups, "alone"]}
     for r in range(rounds):
-        trained = len(subject.group)  # every configuration, unless one diverged
-        with threads(1):
-            jobs = [lambda: list(subject.group.train_epoch())]
-            jobs.append(lambda: [(run.train_epoch(), run.state_bytes()) for run in subject.singles])
-            times = {}
-            for i in [0, 1] if r % 2 == 0 else [1, 0]:
-                start = time.perf_counter()
-                jobs[i]()
-                times[i] = time.perf_counter() - start
-        stacked.append(times[0] / trained)
-        singles.append(times[1] / len(subject.singles))
-        log(
-            f"  epoch round {r + 1}/{rounds}: stacked {stacked[-1] * 1e3:.2f} ms, alone {singles[-1] * 1e3:.2f} ms per config"
+        jobs = {name: (lambda group=group: list(group.train_epoch()), len(group)) for name, group in groups.items()}
+        jobs["alone"] = (
+            lambda: [(run.train_epoch(), run.state_bytes()) for run in subject.singles],
+            len(subject.singles),
         )
-    ratios = [s / b for s, b in zip(singles, stacked, strict=True)]
-    return {
+        names = list(jobs)
+        with threads(1):
+            for name in names[r % len(names) :] + names[: r % len(names)]:
+                work, count = jobs[name]  # every configuration of a group trains, unless one diverged
+                start = time.perf_counter()
+                work()
+                per_config[name].append((time.perf_counter() - start) / count)
+        log(f"  epoch round {r + 1}/{rounds}: " + ", ".join(f"{k} {v[-1] * 1e3:.2f} ms" for k, v in per_config.items()))
+    alone = per_config["alone"]
+    out: dict[str, Any] = {
         "steps_per_epoch": subject.group.runs[0].steps_per_epoch,
-        "single_epoch_s": statistics.median(singles),
-        "stacked_epoch_s_per_config": statistics.median(stacked),
-        "single_config_epochs_per_s": 1 / statistics.median(singles),
-        "stacked_config_epochs_per_s": 1 / statistics.median(stacked),
-        "speedup": statistics.median(ratios),
+        "single_epoch_s": statistics.median(alone),
+        "single_config_epochs_per_s": 1 / statistics.median(alone),
     }
+    for name in groups:
+        prefix = "" if name == "stacked" else f"{name}_"
+        out[f"{name}_epoch_s_per_config"] = statistics.median(per_config[name])
+        out[f"{name}_config_epochs_per_s"] = 1 / statistics.median(per_config[name])
+        out[f"{prefix}speedup"] = statistics.median(a / b for a, b in zip(alone, per_config[name], strict=True))
+    return out
 
 
 def _state_bytes(tensors: list[torch.Tensor | None]) -> int:
@@ -219,6 +256,7 @@ def plan_decision(subject: Subject) -> dict[str, Any]:
 
 
 DRIFT_EPOCHS = (1, 2, 3, 5, 10, 20, 30)
+DRIFT_RUNS = ("local@2", "stacked@1", "compiled@1")  # each compared with the local executor on 1 thread
 
 
 def measure_drift(log: Any, study: Any = None) -> dict[str, Any]:
@@ -246,13 +284,14 @@ def measure_drift(log: Any, study: Any = None) -> dict[str, Any]:
         ("local@1", lambda: LocalExecutor(num_threads=1).run(jobs)),
         ("local@2", lambda: LocalExecutor(num_threads=2).run(jobs)),
         ("stacked@1", lambda: run_batch(Batch(tuple(jobs), True, "drift"), num_threads=1)),
+        ("compiled@1", lambda: run_batch(Batch(tuple(jobs), True, "drift", compiled=True), num_threads=1)),
     ):
         start = time.perf_counter()
         runs[name] = records(events())
         log(f"  drift: {name} {time.perf_counter() - start:.0f} s")
     reference = runs["local@1"]
     out: dict[str, Any] = {"configs": len(jobs), "epochs": epochs}
-    for name in ("local@2", "stacked@1"):
+    for name in DRIFT_RUNS:
         other = runs[name]
         worst = dict.fromkeys(epochs, 0.0)
         for (run_id, epoch), record in reference.items():
@@ -273,9 +312,14 @@ def _kb(value: float) -> str:
 
 def table(report: dict[str, Any]) -> str:
     thread_counts = report["settings"]["threads"]
+    compiled = any("compile_s" in task for task in report["tasks"].values())
+    kinds = ["stacked", "compiled"] if compiled else ["stacked"]
     head = f"{'task':<7} {'params':>7} {'alone (1 thr)':>16}"
     for t in thread_counts:
-        head += f" {f'stacked ({t} thr)':>17} {'x':>6}"
+        for kind in kinds:
+            head += f" {f'{kind} ({t} thr)':>18} {'x':>6}"
+    if compiled:
+        head += f" {'compile':>8}"
     lines = [
         f"configuration-steps per second, {report['settings']['configs']} configurations, batch "
         f"{report['settings']['batch_size']} (median of {report['settings']['rounds']} rounds; x = speed-up, "
@@ -286,21 +330,29 @@ def table(report: dict[str, Any]) -> str:
         steps = task["steps"]
         line = f"{name:<7} {task['memory']['params_per_config']:>7} {steps['single_config_steps_per_s']:>12.0f} c/s"
         for t in thread_counts:
-            line += f" {steps[f'stacked_config_steps_per_s@{t}']:>13.0f} c/s {steps[f'speedup@{t}']:>5.1f}x"
+            for kind in kinds:
+                speedup = steps[speedup_key(kind, t)]
+                line += f" {steps[f'{kind}_config_steps_per_s@{t}']:>14.0f} c/s {speedup:>5.1f}x"
+        if compiled:
+            line += f" {task['compile_s']:>7.1f}s"
         lines.append(line)
     if any("epochs" in task for task in report["tasks"].values()):
         lines += [
             "",
             "whole epochs (steps + measuring + checkpoint per configuration), 1 thread, configuration-epochs per second",
         ]
-        lines.append(f"{'task':<7} {'steps/epoch':>11} {'alone':>10} {'stacked':>10} {'x':>6}")
+        head = f"{'task':<7} {'steps/epoch':>11} {'alone':>10} {'stacked':>10} {'x':>6}"
+        lines.append(head + (f" {'compiled':>10} {'x':>6}" if compiled else ""))
         for name, task in report["tasks"].items():
             if "epochs" in task:
                 e = task["epochs"]
-                lines.append(
+                line = (
                     f"{name:<7} {e['steps_per_epoch']:>11} {e['single_config_epochs_per_s']:>10.1f} "
                     f"{e['stacked_config_epochs_per_s']:>10.1f} {e['speedup']:>5.1f}x"
                 )
+                if "compiled_speedup" in e:
+                    line += f" {e['compiled_config_epochs_per_s']:>10.1f} {e['compiled_speedup']:>5.1f}x"
+                lines.append(line)
     lines += [
         "",
         "memory per configuration (training state: weights, gradients, optimizer state; step: transient peak)",
@@ -322,7 +374,7 @@ def table(report: dict[str, Any]) -> str:
             "largest relative difference of the weight norm at epoch",
         ]
         lines.append(f"{'':<18}" + "".join(f"{e:>9}" for e in drift["epochs"]) + f"{'final acc':>11}")
-        for name in ("local@2", "stacked@1"):
+        for name in DRIFT_RUNS:
             row = drift[name]
             lines.append(
                 f"{name:<18}"
@@ -344,6 +396,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--steps", type=int, default=20, help="timed steps per candidate per round")
     parser.add_argument("--epoch-rounds", type=int, default=3, help="rounds of whole epochs (0: skip)")
     parser.add_argument("--quick", action="store_true", help="a seconds-long smoke run (8 configurations)")
+    parser.add_argument(
+        "--compile",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also time stacked steps with the forward and backward compiled (seconds to compile per task)",
+    )
     parser.add_argument(
         "--drift", action="store_true", help="also run the default study 3 ways (minutes) and report how far they drift"
     )
@@ -375,8 +433,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     }
     for name in names:
         log(f"{name}: building {args.configs} configurations")
-        subject = Subject(study_configs(TASKS[name], args.configs, args.batch_size))
+        subject = Subject(study_configs(TASKS[name], args.configs, args.batch_size), compile=args.compile)
         task: dict[str, Any] = {"config": TASKS[name].to_dict()}
+        if args.compile:
+            with threads(1):
+                task["compile_s"] = subject.compile()
+            log(f"  compiled the stacked forward and backward in {task['compile_s']:.1f} s")
         task["steps"] = measure_steps(subject, thread_counts, args.rounds, args.steps, log)
         if args.epoch_rounds:
             task["epochs"] = measure_epochs(subject, args.epoch_rounds, log)

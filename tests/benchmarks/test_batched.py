@@ -30,11 +30,16 @@ def test_quick_run_writes_table_and_json(tmp_path: Path, capsys: pytest.CaptureF
     rounds = task["steps"]["per_round_s"]
     ratios = [8 * single / stacked for single, stacked in zip(rounds["single@1"], rounds["stacked@1"], strict=True)]
     assert task["steps"]["speedup@1"] == pytest.approx(statistics.median(ratios))  # the per-round ratios' median
+    compiled = [8 * single / step for single, step in zip(rounds["single@1"], rounds["compiled@1"], strict=True)]
+    assert task["steps"]["compiled_speedup@1"] == pytest.approx(statistics.median(compiled))
+    assert task["compile_s"] > 0
+    assert task["epochs"]["compiled_speedup"] > 0 and task["epochs"]["speedup"] > 0
     assert task["memory"]["params_per_config"] == 650  # 64 inputs x 10 classes + 10 biases
     assert task["memory"]["stacked_state_bytes_per_config"] >= 3 * 650 * 4  # weights, gradients, momentum
     assert task["plan"]["plan"] in ("stacked", "sequential")
     printed = capsys.readouterr().out
     assert "configuration-steps per second, 8 configurations" in printed
+    assert "compiled (1 thr)" in printed
     assert "digits/linear (8 configurations):" in printed
     assert "load average before" in printed
 
@@ -44,7 +49,7 @@ def test_unknown_task_is_refused() -> None:
         batched.main(["--tasks", "resnet"])
 
 
-def test_drift_compares_two_thread_counts_and_the_stack_with_the_local_executor() -> None:
+def test_drift_compares_two_thread_counts_and_the_stacks_with_the_local_executor() -> None:
     study = Study.from_dict(
         {
             "task": {"dataset": "moons", "model": "mlp", "hidden": [8], "epochs": 3, "batch_size": 50},
@@ -53,7 +58,7 @@ def test_drift_compares_two_thread_counts_and_the_stack_with_the_local_executor(
     )
     drift = batched.measure_drift(lambda message: None, study)
     assert drift["epochs"] == [1, 2, 3]
-    for name in ("local@2", "stacked@1"):
+    for name in ("local@2", "stacked@1", "compiled@1"):
         assert set(drift[name]["weight_norm_rel_diff"]) == {1, 2, 3}
         assert drift[name]["weight_norm_rel_diff"][1] < 1e-5  # rounding only, after one epoch
         assert drift[name]["final_test_accuracy_max_abs_diff"] < 1e-5

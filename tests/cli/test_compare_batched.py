@@ -34,3 +34,20 @@ def test_compare_batched_prints_and_records_the_plan(tmp_path: Path) -> None:
     assert again.exit_code == 0, again.output
     assert "6 already done" in again.output
     assert "plan:" not in again.output  # nothing left to plan
+
+
+def test_compare_batched_compile_compiles_the_stacked_groups(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        app, ["compare", *TINY, "--strengths", "0.01", "--executor", "batched", "--compile", "--out", str(tmp_path)]
+    )
+    assert result.exit_code == 0, result.output
+    assert "6 finished" in result.output
+    (plan,) = [json.loads(line) for line in (tmp_path / "plans.jsonl").read_text().splitlines()]
+    assert plan["compiled"] is (plan["plan"] == "stacked")  # the probe decides whether to stack; stacks compile
+    assert ("stacked, compiled (measured" in result.output) is plan["compiled"]
+
+
+def test_compile_is_only_for_the_batched_executor(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["compare", *TINY, "--compile", "--out", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "--compile: only used with --executor batched (got --executor local)" in result.output

@@ -97,7 +97,7 @@ def _layout_key(group: FusedGroup, switches: Sequence[str]) -> Hashable:
     return static, tuple(zeros), tuple(given), lists, group.present
 
 
-def _own_code(fn: types.FunctionType) -> types.FunctionType:
+def own_code(fn: types.FunctionType) -> types.FunctionType:
     """A copy of ``fn`` with a code object of its own, so dynamo caches its compiles separately."""
     return types.FunctionType(fn.__code__.replace(), fn.__globals__, fn.__name__, fn.__defaults__, fn.__closure__)
 
@@ -107,7 +107,7 @@ def _make_runner(update: Update, views: tuple[dict[str, Any], ...]) -> types.Fun
         for view, group_tensors, group_scalars in zip(views, tensors, scalars, strict=True):
             update({**view, **group_scalars}, *group_tensors, foreach=False)
 
-    return _own_code(run_all_groups)
+    return own_code(run_all_groups)
 
 
 class FusedStep:

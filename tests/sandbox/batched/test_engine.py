@@ -25,20 +25,21 @@ BASES = {
 }
 
 
-def stacked_events(jobs: list[Job]) -> list:
+def stacked_events(jobs: list[Job], *, compile: bool = False) -> list:
     with threads(1):  # as the executors run it (several threads on a shared machine can be slower, not faster)
-        return list(StackedGroup(jobs).events())
+        return list(StackedGroup(jobs, compile=compile).events())
 
 
+@pytest.mark.parametrize("compile", [False, True], ids=["eager", "compiled"])
 @pytest.mark.parametrize("base", sorted(BASES))
 @pytest.mark.parametrize("task", [DIGITS_MLP, SPARSE_LINEAR], ids=["digits-mlp", "sparse-linear"])
-def test_every_method_in_one_stack_equals_running_each_alone(base: str, task: RunConfig) -> None:
+def test_every_method_in_one_stack_equals_running_each_alone(base: str, task: RunConfig, compile: bool) -> None:
     options, lrs, strengths = BASES[base]
     jobs = jobs_for(mixed_configs(dataclasses.replace(task, **options), lrs, strengths))
     assert len(jobs) == 18
     expected = local_events(jobs)
     assert all(isinstance(e, EpochDone) for e in expected)  # nothing diverged: every epoch is compared
-    assert_same_results(expected, stacked_events(jobs))
+    assert_same_results(expected, stacked_events(jobs, compile=compile))
 
 
 def test_a_small_cnn_stack_equals_running_each_alone() -> None:

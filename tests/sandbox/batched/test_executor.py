@@ -91,6 +91,14 @@ def test_batched_study_fills_the_store_as_the_local_executor_does(tmp_path: Path
     assert_same_store(local_store, tmp_path)
 
 
+def test_a_compiled_batched_study_fills_the_store_as_the_local_executor_does(tmp_path: Path, local_store: Path) -> None:
+    executor = BatchedExecutor(compile=True, timer=faster)
+    outcome = run_study(STUDY, tmp_path, executor=executor)
+    assert outcome.counts == {"finished": 28}
+    assert [(b.stacked, b.compiled) for b in executor.decisions] == [(True, True)]
+    assert_same_store(local_store, tmp_path)
+
+
 def test_an_interrupted_batched_study_resumes_to_the_same_numbers(tmp_path: Path, local_store: Path) -> None:
     count = itertools.count(1)
 
@@ -156,9 +164,12 @@ def test_run_batch_ends_every_job_exactly_once() -> None:
 def test_the_batched_executor_is_registered_and_checks_its_options() -> None:
     executor = make_executor("batched")
     assert isinstance(executor, BatchedExecutor)
-    assert (executor.name, executor.plan, executor.num_threads) == ("batched", "auto", 1)
+    assert (executor.name, executor.plan, executor.num_threads, executor.compile) == ("batched", "auto", 1, False)
+    assert make_executor("batched", compile=True).compile
     with pytest.raises(ValueError, match="plan: unknown plan 'always'; choose from auto, stacked, sequential"):
         BatchedExecutor(plan="always")
+    with pytest.raises(TypeError, match="compile: expected True or False, got 'yes'"):
+        BatchedExecutor(compile="yes")  # type: ignore[arg-type]
 
 
 def test_no_jobs_no_events_no_plans() -> None:

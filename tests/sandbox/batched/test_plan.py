@@ -134,6 +134,23 @@ def test_decide_measures_only_when_the_plan_is_auto() -> None:
         decide(jobs, plan="fast")
 
 
+def test_compile_applies_to_stacked_batches_only() -> None:
+    jobs = [job(seed=s) for s in range(3)]
+    batch = decide(jobs, timer=timer_of(0.001, 0.001), compile=True)
+    assert (batch.stacked, batch.compiled, batch.plan) == (True, True, "stacked, compiled")
+    assert batch.message().startswith("digits/mlp (3 configurations): stacked, compiled (measured 1 ms")
+    assert batch.to_dict()["compiled"] is True
+    assert decide(jobs, plan="stacked", timer=never_called, compile=True).compiled
+    assert not decide(jobs, timer=timer_of(1.0, 0.001), compile=True).compiled  # one at a time: nothing to compile
+    assert not decide(jobs, plan="sequential", compile=True).compiled
+    assert not decide(jobs[:1], compile=True).compiled
+    assert not decide(jobs, timer=timer_of(0.001, 0.001)).to_dict()["compiled"]
+    with pytest.raises(ValueError, match="compiled: only a stacked batch can be compiled"):
+        Batch(tuple(jobs), False, "test", compiled=True)
+    with pytest.raises(TypeError, match="compile: expected True or False, got 1"):
+        decide(jobs, plan="stacked", compile=1)  # type: ignore[arg-type]
+
+
 def test_plan_batches_decides_each_group() -> None:
     jobs = [job(seed=0), job(seed=1, batch_size=8), job(seed=2), job(seed=3, batch_size=8), job(seed=4, epochs=1)]
     timer = timer_of(0.001, 0.0001)  # 2 x 0.1 ms beats 1 ms: not stacked

@@ -10,8 +10,9 @@ stacking does not pay, the group runs one configuration at a time; the choice is
 group (:mod:`~decaylab.sandbox.batched.plan`). ``decaylab compare --executor batched`` uses it.
 
 Modules: ``plan`` (grouping, the measured decision, :class:`Batch`), ``stacked`` (the stacked
-model and its losses), ``update`` (the stacked optimizer step), ``engine`` (a group's epochs as
-events), ``executor`` (:class:`BatchedExecutor`, :func:`run_batch`).
+model and its losses), ``compiled`` (its forward and backward compiled, with ``compile=True``),
+``update`` (the stacked optimizer step), ``engine`` (a group's epochs as events), ``executor``
+(:class:`BatchedExecutor`, :func:`run_batch`).
 """
 
 from decaylab.sandbox.batched.executor import BatchedExecutor, run_batch

@@ -35,6 +35,7 @@ import torch
 from torch import Tensor
 
 from decaylab.rules import RULES_NEEDING_REFERENCE
+from decaylab.sandbox.batched.compiled import CompiledGradients
 from decaylab.sandbox.batched.stacked import StackedModel
 from decaylab.sandbox.batched.update import Coefficients, OptimizerState, stacked_step
 from decaylab.sandbox.methods import METHODS
@@ -141,9 +142,16 @@ class StackedGroup:
 
     The rows are the jobs sorted by method (stable), so each method's terms of the update act on
     one contiguous range of rows (:class:`~decaylab.sandbox.batched.update.Term`).
+
+    ``compile``: compute the forward and backward with
+    :class:`~decaylab.sandbox.batched.compiled.CompiledGradients` (compiled on the first step, for
+    that step's shape; other shapes run eagerly). The update stays eager.
     """
 
-    def __init__(self, jobs: Sequence[Job]) -> None:
+    def __init__(self, jobs: Sequence[Job], *, compile: bool = False) -> None:
+        if not isinstance(compile, bool):
+            raise TypeError(f"compile: expected True or False, got {compile!r}")
+        self.compiled: CompiledGradients | None = None
         self.jobs: list[Job] = []
         self.runs: list[Run] = []
         self.ended: list[RunEnded] = []  # runs that could not even be built (their events come first)
@@ -164,6 +172,8 @@ class StackedGroup:
             self.data = first.data
             self.stacked = StackedModel([run.model for run in self.runs])
             self.state = gather_state(self.runs, self.stacked)
+            if compile:
+                self.compiled = CompiledGradients(self.stacked, self.data.task)
 
     def __len__(self) -> int:
         return len(self.runs)
@@ -188,8 +198,10 @@ class StackedGroup:
 
     def gradients(self, index: Tensor) -> tuple[Tensor, Tensor]:
         """``(losses [C], gradients [C, P])`` on the mini-batches ``index`` (``C x B`` example indices)."""
-        x_all, y_all = self.data.x_train, self.data.y_train
-        return self.stacked.loss_and_grad(self.data.task, gather(x_all, index), gather(y_all, index))
+        x, y = gather(self.data.x_train, index), gather(self.data.y_train, index)
+        if self.compiled is not None and self.compiled.accepts(x, y):
+            return self.compiled(x, y)
+        return self.stacked.loss_and_grad(self.data.task, x, y)
 
     def step(self, index: Tensor, coefficients: Coefficients) -> Tensor:
         """One stacked step (what each step of :meth:`train_epoch` does, divergence checks aside); returns the losses."""

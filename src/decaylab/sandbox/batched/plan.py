@@ -130,12 +130,21 @@ class PlanTiming:
 
 @dataclass(frozen=True)
 class Batch:
-    """Jobs to run together: as one stacked model (``stacked``) or one after another; ``reason`` says why."""
+    """Jobs to run together: as one stacked model (``stacked``) or one after another; ``reason`` says why.
+
+    ``compiled``: a stacked batch computes its forward and backward compiled
+    (:class:`~decaylab.sandbox.batched.compiled.CompiledGradients`); never set for one at a time.
+    """
 
     jobs: tuple[Job, ...]
     stacked: bool
     reason: str
     timing: PlanTiming | None = None
+    compiled: bool = False
+
+    def __post_init__(self) -> None:
+        if self.compiled and not self.stacked:
+            raise ValueError("compiled: only a stacked batch can be compiled")
 
     @property
     def label(self) -> str:
@@ -143,7 +152,9 @@ class Batch:
 
     @property
     def plan(self) -> str:
-        return "stacked" if self.stacked else "one at a time"
+        if not self.stacked:
+            return "one at a time"
+        return "stacked, compiled" if self.compiled else "stacked"
 
     def message(self) -> str:
         """One line for the terminal: the group, the plan and why."""
@@ -156,6 +167,7 @@ class Batch:
             "group": self.label,
             "configurations": len(self.jobs),
             "plan": "stacked" if self.stacked else "sequential",
+            "compiled": self.compiled,
             "reason": self.reason,
             "stacked_step_s": timing.stacked_step_s if timing else None,
             "single_step_s": timing.single_step_s if timing else None,
@@ -233,8 +245,17 @@ def decide(
     *,
     plan: str = "auto",
     timer: Callable[[Sequence[Job]], PlanTiming] = time_plans,
+    compile: bool = False,
 ) -> Batch:
-    """The :class:`Batch` for one group: stacked or not, and why (``timer`` measures, for ``plan="auto"``)."""
+    """The :class:`Batch` for one group: stacked or not, and why (``timer`` measures, for ``plan="auto"``).
+
+    ``compile``: a group that is stacked computes its forward and backward compiled. The decision
+    to stack is measured on the eager stacked step (the probe does not compile: that takes seconds);
+    compiled steps are faster still where stacking pays (linear layers) and about the same for
+    convolutions.
+    """
+    if not isinstance(compile, bool):
+        raise TypeError(f"compile: expected True or False, got {compile!r}")
     if plan not in PLANS:
         raise ValueError(f"plan: unknown plan {plan!r}; choose from {', '.join(PLANS)}")
     jobs = tuple(jobs)
@@ -243,12 +264,12 @@ def decide(
     if len(jobs) == 1:
         return Batch(jobs, False, "a single configuration")
     if plan == "stacked":
-        return Batch(jobs, True, "stacking was asked for (plan='stacked')")
+        return Batch(jobs, True, "stacking was asked for (plan='stacked')", compiled=compile)
     if plan == "sequential":
         return Batch(jobs, False, "one at a time was asked for (plan='sequential')")
     timing = timer(jobs)
     stacked, reason = choose_plan(len(jobs), timing)
-    return Batch(jobs, stacked, reason, timing)
+    return Batch(jobs, stacked, reason, timing, compiled=compile and stacked)
 
 
 def plan_batches(
@@ -257,9 +278,10 @@ def plan_batches(
     plan: str = "auto",
     max_size: int = MAX_SIZE,
     timer: Callable[[Sequence[Job]], PlanTiming] = time_plans,
+    compile: bool = False,
 ) -> list[Batch]:
     """Group ``jobs`` (:func:`group_jobs`) and decide each group (:func:`decide`): every job in exactly one batch."""
-    return [decide(group, plan=plan, timer=timer) for group in group_jobs(jobs, max_size)]
+    return [decide(group, plan=plan, timer=timer, compile=compile) for group in group_jobs(jobs, max_size)]
 
 
 PLANS_FILE = "plans.jsonl"
