@@ -81,15 +81,16 @@ def study_configs(task: RunConfig, count: int, batch_size: int) -> list[RunConfi
 
 
 class Subject:
-    """One task's stacked group (and, with ``compile``, a second one compiled) and its one-per-method
-    sample of single runs, on fixed mini-batches."""
+    """One task's stacked group, one compiled group per thread count in ``compile_threads`` (Inductor
+    builds its loops for the thread count it compiles under), and a one-per-method sample of single
+    runs, on fixed mini-batches."""
 
-    def __init__(self, configs: list[RunConfig], *, compile: bool = False) -> None:
+    def __init__(self, configs: list[RunConfig], *, compile_threads: tuple[int, ...] = ()) -> None:
         self.configs = configs
         self.jobs = [Job(c.run_id, c) for c in configs]
         self.group = StackedGroup(self.jobs)
         self.coefficients = self.group.coefficients()
-        self.compiled_group = StackedGroup(self.jobs, compile=True) if compile else None
+        self.compiled_groups = {t: StackedGroup(self.jobs, compile=True) for t in compile_threads}
         seen: dict[str, RunConfig] = {}
         for config in configs:
             seen.setdefault(config.method, config)
@@ -112,20 +113,18 @@ class Subject:
     def stacked_step(self) -> None:
         self.group.step(self.index(), self.coefficients)
 
-    def compiled_step(self) -> None:
-        if self.compiled_group is None:
-            raise ValueError("this subject was built without compile=True")
-        self.compiled_group.step(self.index(), self.coefficients)
+    def compiled_step(self, thread_count: int) -> None:
+        """A step of the group compiled for ``thread_count`` threads (run it under that many)."""
+        self.compiled_groups[thread_count].step(self.index(), self.coefficients)
 
-    def compile(self) -> float:
-        """Compile the compiled group's forward and backward (its first step); returns the seconds it took."""
-        self.compiled_step()
-        if self.compiled_group is None or self.compiled_group.compiled is None:
-            raise ValueError("this subject was built without compile=True")
-        seconds = self.compiled_group.compiled.compile_seconds
-        if seconds is None:
+    def compile(self, thread_count: int) -> float:
+        """Compile the group for ``thread_count`` threads (its first step, under that many); returns the seconds."""
+        with threads(thread_count):
+            self.compiled_step(thread_count)
+        gradients = self.compiled_groups[thread_count].compiled_gradients
+        if gradients is None or gradients.compile_seconds is None:
             raise RuntimeError("the first compiled step did not compile")
-        return seconds
+        return gradients.compile_seconds
 
     def single_step(self, run: Run) -> None:
         index = self.index()[0]
@@ -141,8 +140,9 @@ def speedup_key(kind: str, thread_count: int, figure: str = "speedup") -> str:
 def measure_steps(subject: Subject, thread_counts: list[int], rounds: int, steps: int, log: Any) -> dict[str, Any]:
     """Per round: single steps (1 thread, the local executor's) and stacked steps (eager, and compiled if
     the subject has a compiled group) at each thread count."""
-    kinds = ["stacked", "compiled"] if subject.compiled_group is not None else ["stacked"]
-    candidates = ["single@1"] + [f"{kind}@{t}" for t in thread_counts for kind in kinds]
+    candidates = ["single@1"]
+    for t in thread_counts:
+        candidates += [f"stacked@{t}"] + ([f"compiled@{t}"] if t in subject.compiled_groups else [])
     per_round: dict[str, list[float]] = {c: [] for c in candidates}
     for r in range(rounds):
         order = candidates[r % len(candidates) :] + candidates[: r % len(candidates)]
@@ -154,7 +154,7 @@ def measure_steps(subject: Subject, thread_counts: list[int], rounds: int, steps
                         median_seconds(lambda run=run: subject.single_step(run), steps, 2) for run in subject.singles
                     )
                 elif kind == "compiled":
-                    value = median_seconds(subject.compiled_step, steps, 2)
+                    value = median_seconds(lambda t=int(count): subject.compiled_step(t), steps, 2)
                 else:
                     value = median_seconds(subject.stacked_step, steps, 2)
             per_round[candidate].append(value)
@@ -165,14 +165,14 @@ def measure_steps(subject: Subject, thread_counts: list[int], rounds: int, steps
         "single_config_steps_per_s": 1 / statistics.median(per_round["single@1"]),
         "per_round_s": per_round,
     }
-    for t in thread_counts:
-        for kind in kinds:
-            stacked = per_round[f"{kind}@{t}"]
-            ratios = [count * s / b for s, b in zip(per_round["single@1"], stacked, strict=True)]
-            out[f"{kind}_step_s@{t}"] = statistics.median(stacked)
-            out[f"{kind}_config_steps_per_s@{t}"] = count / statistics.median(stacked)
-            out[speedup_key(kind, t)] = statistics.median(ratios)
-            out[speedup_key(kind, t, "speedup_range")] = [min(ratios), max(ratios)]
+    for candidate in candidates[1:]:
+        kind, t = candidate.split("@")[0], int(candidate.split("@")[1])
+        stacked = per_round[candidate]
+        ratios = [count * s / b for s, b in zip(per_round["single@1"], stacked, strict=True)]
+        out[f"{kind}_step_s@{t}"] = statistics.median(stacked)
+        out[f"{kind}_config_steps_per_s@{t}"] = count / statistics.median(stacked)
+        out[speedup_key(kind, t)] = statistics.median(ratios)
+        out[speedup_key(kind, t, "speedup_range")] = [min(ratios), max(ratios)]
     return out
 
 
@@ -180,8 +180,8 @@ def measure_epochs(subject: Subject, rounds: int, log: Any) -> dict[str, Any]:
     """Whole epochs (steps, measuring, checkpoints) as each executor runs them, one thread: the stacked
     group (and the compiled one, if the subject has it) against the sample of single runs."""
     groups = {"stacked": subject.group}
-    if subject.compiled_group is not None:
-        groups["compiled"] = subject.compiled_group
+    if 1 in subject.compiled_groups:
+        groups["compiled"] = subject.compiled_groups[1]
     per_config: dict[str, list[float]] = {name: [] for name in [*groups, "alone"]}
     for r in range(rounds):
         jobs = {name: (lambda group=group: list(group.train_epoch()), len(group)) for name, group in groups.items()}
@@ -334,7 +334,7 @@ def table(report: dict[str, Any]) -> str:
                 speedup = steps[speedup_key(kind, t)]
                 line += f" {steps[f'{kind}_config_steps_per_s@{t}']:>14.0f} c/s {speedup:>5.1f}x"
         if compiled:
-            line += f" {task['compile_s']:>7.1f}s"
+            line += " " + "/".join(f"{seconds:.1f}" for seconds in task["compile_s"].values()) + " s"
         lines.append(line)
     if any("epochs" in task for task in report["tasks"].values()):
         lines += [
@@ -433,12 +433,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     }
     for name in names:
         log(f"{name}: building {args.configs} configurations")
-        subject = Subject(study_configs(TASKS[name], args.configs, args.batch_size), compile=args.compile)
+        compile_threads = tuple(thread_counts) if args.compile else ()
+        subject = Subject(study_configs(TASKS[name], args.configs, args.batch_size), compile_threads=compile_threads)
         task: dict[str, Any] = {"config": TASKS[name].to_dict()}
-        if args.compile:
-            with threads(1):
-                task["compile_s"] = subject.compile()
-            log(f"  compiled the stacked forward and backward in {task['compile_s']:.1f} s")
+        if compile_threads:
+            task["compile_s"] = {str(t): subject.compile(t) for t in compile_threads}
+            log(
+                "  compiled the stacked forward and backward in "
+                + ", ".join(f"{s:.1f} s ({t} thr)" for t, s in task["compile_s"].items())
+            )
         task["steps"] = measure_steps(subject, thread_counts, args.rounds, args.steps, log)
         if args.epoch_rounds:
             task["epochs"] = measure_epochs(subject, args.epoch_rounds, log)

@@ -53,7 +53,8 @@ def test_a_stack_of_one_equals_running_it_alone() -> None:
     assert_same_results(local_events(jobs), stacked_events(jobs))
 
 
-def test_a_diverging_configuration_is_recorded_and_does_not_poison_the_others() -> None:
+@pytest.mark.parametrize("compile", [False, True], ids=["eager", "compiled"])
+def test_a_diverging_configuration_is_recorded_and_does_not_poison_the_others(compile: bool) -> None:
     task = dataclasses.replace(SPARSE_LINEAR, epochs=3, schedule="constant", momentum=0.0)
     methods = ("none", "l1", "toward_reference")  # rows after the diverging one move up, references too
     calm = [dataclasses.replace(task, method=m, strength=0.01, seed=s) for m in methods for s in (0, 1)]
@@ -63,14 +64,15 @@ def test_a_diverging_configuration_is_recorded_and_does_not_poison_the_others() 
     ended = by_run(expected)[wild.run_id][-1]
     assert isinstance(ended, RunEnded)
     assert ended.status == "diverged"
-    got = stacked_events(jobs)
+    got = stacked_events(jobs, compile=compile)
     assert_same_results(expected, got)  # the same message (epoch, step, value), and the others unchanged
     assert sum(isinstance(e, EpochDone) and e.last for e in got) == 6
 
 
-def test_nan_weights_in_one_row_leave_the_other_rows_alone() -> None:
+@pytest.mark.parametrize("compile", [False, True], ids=["eager", "compiled"])
+def test_nan_weights_in_one_row_leave_the_other_rows_alone(compile: bool) -> None:
     jobs = jobs_for([dataclasses.replace(DIGITS_MLP, seed=s, epochs=2) for s in range(3)])
-    group = StackedGroup(jobs)
+    group = StackedGroup(jobs, compile=compile)
     with torch.no_grad():
         group.stacked.flat[1] = float("nan")
     with threads(1):

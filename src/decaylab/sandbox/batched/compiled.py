@@ -8,14 +8,16 @@ over the ``[C, P]`` stack, is compiled by ``torch.compile``: Inductor calls the 
 library for the products and fuses everything around them (bias, ReLU, the loss and its gradient,
 the copy into the flat ``[C, P]`` gradient) into a few loops. The per-configuration loss is
 :func:`~decaylab.sandbox.batched.stacked.stacked_loss` of one row, so the numbers are the eager
-path's up to float rounding (tested to 1e-6 on a step, and whole studies to the local executor's
-1e-5).
+path's up to float rounding (tested on a step: losses to 1e-6, gradients to 1e-5 relative; whole
+studies to the local executor's 1e-5).
 
-A compile costs seconds (3-10 s for digits' models on a 2-core CPU; Inductor's on-disk cache saves
-part of it in later processes), so it is an option for studies whose steps take longer than that.
-It is compiled for one shape, the first it is called with: the group's ``C`` configurations and a
-mini-batch of ``B`` examples. Other shapes (an epoch's last, shorter mini-batch; the group after a
-run diverged and left it) run eagerly rather than compile again.
+A compile costs seconds: the first in a process 4-8 s on a 2-core CPU (most of it loading
+Inductor), later ones about a second with Inductor's on-disk cache warm. So it is an option, for
+studies whose steps take much longer than that. It is compiled for one shape, the first it is
+called with: the group's ``C`` configurations and a mini-batch of ``B`` examples; another shape
+(an epoch's last, shorter mini-batch) runs eagerly rather than compile again. Inductor builds its
+loops for the torch thread count at compile time, so compile and run under the same count (the
+executor does). A group that loses a diverged run builds a new one for the smaller stack.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ Gradients = Callable[[Tensor, Tensor, Tensor], tuple[Tensor, Tensor]]
 def stacked_gradients_function(stacked: StackedModel, task: str) -> Gradients:
     """``f(flat, x, y) -> (losses [C], gradients [C, P])`` for ``stacked``'s architecture (not compiled):
     ``flat`` is ``[C, P]``, ``x`` and ``y`` hold one mini-batch per configuration (``C x B x ...``)."""
-    template, names, shapes, sizes = stacked.template, stacked.names, stacked.shapes, stacked.sizes
+    template, names, views = stacked.template, stacked.names, stacked.views
 
     def loss_of_one(params: dict[str, Tensor], x: Tensor, y: Tensor) -> Tensor:
         output = functional_call(template, params, (x,))
@@ -45,12 +47,8 @@ def stacked_gradients_function(stacked: StackedModel, task: str) -> Gradients:
     per_configuration = vmap(grad_and_value(loss_of_one))
 
     def stacked_gradients(flat: Tensor, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
-        count, params, offset = flat.shape[0], {}, 0
-        for name, shape, size in zip(names, shapes, sizes, strict=True):
-            params[name] = flat[:, offset : offset + size].view(count, *shape)
-            offset += size
-        grads, losses = per_configuration(params, x, y)
-        return losses, torch.cat([grads[name].reshape(count, -1) for name in names], dim=1)
+        grads, losses = per_configuration(views(flat), x, y)
+        return losses, torch.cat([grads[name].reshape(flat.shape[0], -1) for name in names], dim=1)
 
     return stacked_gradients
 
@@ -90,10 +88,10 @@ class CompiledGradients:
         start = time.perf_counter()
         try:
             result = self._compiled(flat, x, y)
-        except Exception as error:
+        except torch._dynamo.exc.TorchDynamoException as error:  # tracing or Inductor (e.g. no C++ compiler)
             raise RuntimeError(
                 f"compile=True: torch.compile could not build the stacked forward and backward "
-                f"({type(error).__name__}: {error}); run without compile"
+                f"({type(error).__name__}: {error}); run without compile (--compile off)"
             ) from error
         self.compile_seconds = time.perf_counter() - start
         self._flat, self._shapes = flat, (x.shape, y.shape)

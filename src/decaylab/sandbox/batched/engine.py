@@ -145,13 +145,14 @@ class StackedGroup:
 
     ``compile``: compute the forward and backward with
     :class:`~decaylab.sandbox.batched.compiled.CompiledGradients` (compiled on the first step, for
-    that step's shape; other shapes run eagerly). The update stays eager.
+    that step's shape; other shapes run eagerly; built again when runs leave the stack). The update
+    stays eager.
     """
 
     def __init__(self, jobs: Sequence[Job], *, compile: bool = False) -> None:
         if not isinstance(compile, bool):
             raise TypeError(f"compile: expected True or False, got {compile!r}")
-        self.compiled: CompiledGradients | None = None
+        self.compiled_gradients: CompiledGradients | None = None
         self.jobs: list[Job] = []
         self.runs: list[Run] = []
         self.ended: list[RunEnded] = []  # runs that could not even be built (their events come first)
@@ -173,7 +174,7 @@ class StackedGroup:
             self.stacked = StackedModel([run.model for run in self.runs])
             self.state = gather_state(self.runs, self.stacked)
             if compile:
-                self.compiled = CompiledGradients(self.stacked, self.data.task)
+                self.compiled_gradients = CompiledGradients(self.stacked, self.data.task)
 
     def __len__(self) -> int:
         return len(self.runs)
@@ -192,6 +193,8 @@ class StackedGroup:
         index = torch.tensor(rows, dtype=torch.long)
         self.stacked.keep(index)
         self.state.select(index)
+        if self.compiled_gradients is not None and rows:  # compiled for the old stack: build one for this
+            self.compiled_gradients = CompiledGradients(self.stacked, self.data.task)
         self.jobs = [self.jobs[i] for i in rows]
         self.runs = [self.runs[i] for i in rows]
         return [t.index_select(0, index) for t in tensors]
@@ -199,8 +202,8 @@ class StackedGroup:
     def gradients(self, index: Tensor) -> tuple[Tensor, Tensor]:
         """``(losses [C], gradients [C, P])`` on the mini-batches ``index`` (``C x B`` example indices)."""
         x, y = gather(self.data.x_train, index), gather(self.data.y_train, index)
-        if self.compiled is not None and self.compiled.accepts(x, y):
-            return self.compiled(x, y)
+        if self.compiled_gradients is not None and self.compiled_gradients.accepts(x, y):
+            return self.compiled_gradients(x, y)
         return self.stacked.loss_and_grad(self.data.task, x, y)
 
     def step(self, index: Tensor, coefficients: Coefficients) -> Tensor:

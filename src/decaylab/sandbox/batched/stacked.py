@@ -67,14 +67,21 @@ class StackedModel:
     def _views(self) -> None:
         """Per-parameter ``C x *shape`` views of :attr:`flat`: autograd leaves sharing its memory, whose
         ``.grad`` are the same views of :attr:`grad` (backward accumulates straight into it)."""
-        count, offset = len(self.flat), 0
         self.grad = torch.zeros_like(self.flat)
+        grads = self.views(self.grad)
         self.params: dict[str, Tensor] = {}
-        for name, shape, size in zip(self.names, self.shapes, self.sizes, strict=True):
-            leaf = self.flat[:, offset : offset + size].view(count, *shape).detach().requires_grad_()
-            leaf.grad = self.grad[:, offset : offset + size].view(count, *shape)
+        for name, view in self.views(self.flat).items():
+            leaf = view.detach().requires_grad_()
+            leaf.grad = grads[name]
             self.params[name] = leaf
+
+    def views(self, rows: Tensor) -> dict[str, Tensor]:
+        """``rows`` (``C x P``, laid out as :attr:`flat`) as per-parameter ``C x *shape`` views, by name."""
+        count, offset, out = rows.shape[0], 0, {}
+        for name, shape, size in zip(self.names, self.shapes, self.sizes, strict=True):
+            out[name] = rows[:, offset : offset + size].view(count, *shape)
             offset += size
+        return out
 
     def row(self, model: nn.Module) -> Tensor:
         """``model``'s parameters as one flat vector, in :attr:`names` order."""
