@@ -11,7 +11,7 @@ the copy into the flat ``[C, P]`` gradient) into a few loops. The per-configurat
 path's up to float rounding (tested on a step: losses to 1e-6, gradients to 1e-5 relative; whole
 studies to the local executor's 1e-5).
 
-A compile costs seconds: the first in a process 4-8 s on a 2-core CPU (most of it loading
+A compile costs seconds: the first in a process 4-10 s on a 2-core CPU (most of it loading
 Inductor), later ones about a second with Inductor's on-disk cache warm. So it is an option, for
 studies whose steps take much longer than that. It is compiled for one shape, the first it is
 called with: the group's ``C`` configurations and a mini-batch of ``B`` examples; another shape
@@ -91,7 +91,7 @@ class CompiledGradients:
         except torch._dynamo.exc.TorchDynamoException as error:  # tracing or Inductor (e.g. no C++ compiler)
             raise RuntimeError(
                 f"compile=True: torch.compile could not build the stacked forward and backward "
-                f"({type(error).__name__}: {error}); run without compile (--compile off)"
+                f"({type(error).__name__}: {error}); run without --compile (compile=False)"
             ) from error
         self.compile_seconds = time.perf_counter() - start
         self._flat, self._shapes = flat, (x.shape, y.shape)
