@@ -53,4 +53,4 @@ def test_compare_batched_compile_compiles_the_stacked_groups(tmp_path: Path, mon
 def test_compile_is_only_for_the_batched_executor(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["compare", *TINY, "--compile", "--out", str(tmp_path)])
     assert result.exit_code == 2
-    assert "--compile: only used with --executor batched (got --executor local)" in result.output
+    assert "--compile: only used with --executor batched or ray (got --executor local)" in result.output

@@ -141,6 +141,14 @@ def test_stacking_flags_without_the_ray_executor_are_refused(flag: str, tmp_path
     assert not tmp_path.joinpath(FILENAME).exists()
 
 
+def test_compile_with_unstacked_ray_shards_is_refused(tmp_path: Path) -> None:
+    pytest.importorskip("ray")
+    result = invoke(*STUDY, "--executor", "ray", "--no-stack", "--compile", "--out", str(tmp_path))
+    assert result.exit_code == 2
+    assert "--compile: compiles stacked shards; it does nothing with stack=False (--no-stack)" in result.output
+    assert not tmp_path.joinpath(FILENAME).exists()
+
+
 def test_a_malformed_address_is_refused(tmp_path: Path) -> None:
     pytest.importorskip("ray")
     result = invoke(*STUDY, "--executor", "ray", "--address", "headnode", "--out", str(tmp_path))

@@ -176,13 +176,16 @@ def test_results_equal_the_local_executors_and_ray_stays_on_loopback(
     assert watch.exposed == [], "Ray listened off loopback:\n" + "\n".join(sorted(set(watch.exposed)))
 
 
+@pytest.mark.parametrize("compile", [False, True], ids=["eager", "compiled"])
 def test_stacked_shards_give_the_local_numbers_and_report_each_plan_decision(
-    connected: LocalRayCluster, reference: dict, tmp_path: Path
+    connected: LocalRayCluster, reference: dict, tmp_path: Path, compile: bool
 ) -> None:
     """The default: shards are stackable groups sized to the cluster's 2 slots; each worker decides (here
-    forced to stack, so the stacked code really runs on the workers) and the driver hears every decision."""
+    forced to stack, so the stacked code really runs on the workers) and the driver hears every decision.
+    Compiled shards compile on the workers."""
     decisions: list = []
-    executor = RayExecutor(address=connected.address, shard_executor=BatchedExecutor(plan="stacked"))
+    shard_executor = BatchedExecutor(plan="stacked", compile=compile)
+    executor = RayExecutor(address=connected.address, shard_executor=shard_executor)
     executor.on_plan = decisions.append
     assert executor.planner is stacked_shard_plan
     seen, on_event = delivered_epochs()
@@ -190,6 +193,7 @@ def test_stacked_shards_give_the_local_numbers_and_report_each_plan_decision(
     assert outcome.counts == {"finished": RUNS}
     assert set(seen.values()) == {1} and len(seen) == RUNS * EPOCHS
     assert len(decisions) == 2 and all(batch.stacked for batch in decisions)  # RUNS jobs over 2 slots
+    assert all(batch.compiled is compile for batch in decisions)
     assert sorted(job.run_id for batch in decisions for job in batch.jobs) == sorted(
         c.run_id for c in STUDY.configurations()
     )
@@ -255,6 +259,9 @@ def test_ray_is_registered_and_built_with_its_options() -> None:
     assert executor.planner is stacked_shard_plan and isinstance(executor.shard_executor, BatchedExecutor)
     one_by_one = make_executor("ray", stack=False)
     assert one_by_one.planner is shard_plan and isinstance(one_by_one.shard_executor, LocalExecutor)
+    assert not executor.shard_executor.compile
+    compiled = make_executor("ray", compile=True)
+    assert isinstance(compiled.shard_executor, BatchedExecutor) and compiled.shard_executor.compile
 
 
 def test_without_ray_the_error_says_how_to_install_it(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -296,6 +303,9 @@ def test_a_bad_address_is_refused(address: str) -> None:
         ({"num_cpus": 0}, r"^num_cpus: expected a whole number >= 1"),
         ({"num_cpus": 2, "address": "127.0.0.1:6379"}, r"^num_cpus: only for a local instance"),
         ({"stack": "yes"}, r"^stack: expected True or False"),
+        ({"compile": "yes"}, r"^compile: expected True or False"),
+        ({"compile": True, "stack": False}, r"^compile: compiles stacked shards; it does nothing with stack=False"),
+        ({"compile": True, "shard_executor": LocalExecutor()}, r"^compile: give your shard_executor its own"),
     ],
 )
 def test_bad_options_are_refused(options: dict, message: str) -> None:

@@ -166,10 +166,13 @@ class RayExecutor:
     ``max_retries`` times if its worker dies. ``on_plan(batch)``: called on the driver with each
     plan decision a shard's executor made, as that shard's results arrive.
     ``ship_code``: send this decaylab's source with the tasks (else workers import their own).
+    ``compile``: the default shard executor compiles each stacked shard's forward and backward
+    (:mod:`decaylab.sandbox.batched.compiled`); only with ``stack`` and no ``shard_executor`` of your own.
     """
 
     address: str | None = None
     stack: bool = True
+    compile: bool = False
     planner: ShardPlanner | None = None
     shard_executor: Executor | None = None
     on_plan: Callable[[Any], None] | None = None
@@ -188,16 +191,24 @@ class RayExecutor:
                 raise ValueError("num_cpus: only for a local instance; a cluster at an address has its own CPUs")
         if not isinstance(self.stack, bool):
             raise ValueError(f"stack: expected True or False, got {self.stack!r}")
+        if not isinstance(self.compile, bool):
+            raise ValueError(f"compile: expected True or False, got {self.compile!r}")
+        if self.compile and not self.stack:
+            raise ValueError("compile: compiles stacked shards; it does nothing with stack=False (--no-stack)")
+        if self.compile and self.shard_executor is not None:
+            raise ValueError("compile: give your shard_executor its own compile=True instead")
         if self.stack:
             from decaylab.sandbox import batched  # torch.func loads only when stacking is asked for
 
-            default_planner, default_executor = batched.shard_plan, batched.BatchedExecutor
+            if self.planner is None:
+                self.planner = batched.shard_plan
+            if self.shard_executor is None:
+                self.shard_executor = batched.BatchedExecutor(compile=self.compile)
         else:
-            default_planner, default_executor = shard_plan, LocalExecutor
-        if self.planner is None:
-            self.planner = default_planner
-        if self.shard_executor is None:
-            self.shard_executor = default_executor()
+            if self.planner is None:
+                self.planner = shard_plan
+            if self.shard_executor is None:
+                self.shard_executor = LocalExecutor()
         if self.num_cpus is not None and (isinstance(self.num_cpus, bool) or self.num_cpus < 1):
             raise ValueError(f"num_cpus: expected a whole number >= 1, got {self.num_cpus!r}")
         if isinstance(self.cpus_per_shard, bool) or not isinstance(self.cpus_per_shard, int) or self.cpus_per_shard < 1:
