@@ -120,6 +120,22 @@ def test_compiled_fast_mode_equals_the_eager_one(p: float) -> None:
     assert reg._fused.layouts == 1  # the strength is a 0-dim tensor input, not a constant of the graph
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_compiled_l1_fast_mode_gives_the_eager_bits(dtype: torch.dtype) -> None:
+    """Given to the compiled loops in the weights' opmath dtype (float32 for float32 weights, the
+    precision the eager kernel rounds it to), the strength gives the eager bits: 0.1 is not a float32."""
+    model = small_model().to(dtype)
+    reg = WeightRegularization(model, 0.1, p=1)
+    model.zero_grad(set_to_none=True)
+    reg.add_to_grad()
+    eager = [w.grad.clone() for w in model.parameters()]
+    model.zero_grad(set_to_none=True)
+    reg.add_to_grad(fused=True)
+    for w, expected in zip(model.parameters(), eager, strict=True):
+        assert w.grad.dtype == dtype
+        assert torch.equal(w.grad, expected)
+
+
 def test_fast_mode_flags_are_checked() -> None:
     reg = WeightRegularization(small_model(), 0.1, p=1)
     with pytest.raises(ValueError, match="fused=True and foreach=True are mutually exclusive"):

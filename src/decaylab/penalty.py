@@ -11,7 +11,7 @@ from torch import Tensor, nn
 from decaylab.optim._validation import check_nonnegative, check_optional_bool
 from decaylab.optim.fused import FusedGroup, FusedStep, check_fusable_params
 from decaylab.param_groups import split_decay
-from decaylab.rules._scalar import Scalar, add_scaled_, add_signed_
+from decaylab.rules._scalar import Scalar, add_scaled_, add_signed_, opmath_dtype
 
 Coverage = str | Callable[[str, nn.Parameter], bool] | Iterable[str]
 
@@ -170,6 +170,7 @@ class WeightRegularization:
                     dynamic={"weight_decay": self.weight_decay},
                     tensors=(grads, self.params),
                     present=(),
+                    scalar_dtype=opmath_dtype(self.params),  # lam only scales: eager rounds it to this
                 )
             ]
         )

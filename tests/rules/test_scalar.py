@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from decaylab.rules._scalar import _bit_form_applies, add_signed_
+from decaylab.rules._scalar import _bit_form_applies, add_signed_, opmath_dtype
 
 SPECIAL = [float("nan"), -0.0, 0.0, 1e-45, -1e-45, 1e-40, float("inf"), -float("inf"), 3.0, -2.5, 6e4, -6e4]
 
@@ -73,3 +73,11 @@ def test_add_signed_treats_zero_and_nan_weights_as_torch_sign_does() -> None:
     x = torch.zeros(4)
     _compiled_add_signed(x, w, torch.tensor(0.5, dtype=torch.float64), False)
     assert x.tolist() == [0.0, 0.0, 0.0, -0.5]
+
+
+def test_opmath_dtype_is_float64_only_where_a_tensor_is() -> None:
+    tensors = {d: torch.zeros(2, dtype=d) for d in (torch.float16, torch.bfloat16, torch.float32, torch.float64)}
+    assert opmath_dtype([tensors[torch.float32]]) == torch.float32
+    assert opmath_dtype([tensors[torch.bfloat16], tensors[torch.float16]]) == torch.float32
+    assert opmath_dtype([tensors[torch.float64]]) == torch.float64
+    assert opmath_dtype([tensors[torch.float32], tensors[torch.float64]]) == torch.float64

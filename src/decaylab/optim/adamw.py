@@ -17,6 +17,7 @@ from decaylab.optim._validation import (
 )
 from decaylab.optim.functional import adam_bias_corrections, adam_step, oriented_gradients
 from decaylab.optim.fused import FusedGroup
+from decaylab.rules._scalar import opmath_dtype
 
 
 class AdamW(DecoupledOptimizer):
@@ -140,10 +141,13 @@ class AdamW(DecoupledOptimizer):
         decay_after_update(group, params, foreach=foreach)
 
     def _fused_group(self, group: dict[str, Any], tensors: TensorLists) -> FusedGroup:
-        """Adds each parameter's bias corrections for this step, computed once here, not per element."""
+        """Adds each parameter's bias corrections for this step, computed once here in double, not per
+        element, and given in the precision the eager kernels round them to (:func:`opmath_dtype`:
+        float32 for float32 weights, so the compiled loops need no conversion per vector)."""
         fused = super()._fused_group(group, tensors)
         beta1, beta2 = group["betas"]
         t = torch.stack(tensors[5]).to(torch.float64) + 1  # the step each parameter is about to take
         step_size, bias_correction2_sqrt = adam_bias_corrections(t, group["lr"], beta1, beta2)
-        corrections = torch.stack([step_size, bias_correction2_sqrt]).to(tensors[0][0].device)
+        params = tensors[0]
+        corrections = torch.stack([step_size, bias_correction2_sqrt]).to(params[0].device, opmath_dtype(params))
         return fused._replace(dynamic={**fused.dynamic, "bias_corrections": corrections})

@@ -58,13 +58,19 @@ class FusedGroup(NamedTuple):
     ``static``: options baked into the graph; ``dynamic``: numbers fed as 0-dim tensors (filled
     in place before each call), or tensors of one or more dimensions passed as they are;
     ``tensors``: the positional tensor lists ``update`` takes (``None`` for an unused list);
-    ``present``: which of the group's parameters have a gradient this step.
+    ``present``: which of the group's parameters have a gradient this step; ``scalar_dtype``: the
+    dtype of those 0-dim tensors. float64 (the default) where the update derives values from them
+    in the graph (``1 - lr * lam``), as the eager path does in Python; an update that only ever
+    scales by each number as it is may use the weights' opmath dtype
+    (:func:`~decaylab.rules._scalar.opmath_dtype`), which the eager kernels round it to anyway,
+    and spare the loops a conversion per vector.
     """
 
     static: Mapping[str, Any]
     dynamic: Mapping[str, float]
     tensors: tuple[list[Tensor] | None, ...]
     present: tuple[bool, ...]
+    scalar_dtype: torch.dtype = torch.float64
 
 
 class _Compiled(NamedTuple):
@@ -94,7 +100,7 @@ def _layout_key(group: FusedGroup, switches: Sequence[str]) -> Hashable:
         elif name in switches:
             zeros.append((name, is_zero(float(value))))
     lists = tuple(None if t is None else len(t) for t in group.tensors)
-    return static, tuple(zeros), tuple(given), lists, group.present
+    return static, tuple(zeros), tuple(given), lists, group.present, group.scalar_dtype
 
 
 def own_code(fn: types.FunctionType) -> types.FunctionType:
@@ -172,7 +178,7 @@ class FusedStep:
                 if name in self._switches and is_zero(float(value)):
                     view[name] = 0.0
                 else:
-                    group_scalars[name] = torch.zeros((), dtype=torch.float64, device=device)
+                    group_scalars[name] = torch.zeros((), dtype=group.scalar_dtype, device=device)
             views.append(view)
             scalars.append(group_scalars)
         runner = _make_runner(self._update, tuple(views))

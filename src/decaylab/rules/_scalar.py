@@ -71,6 +71,14 @@ def _with_sign_of(strength: Scalar, w: Tensor) -> Tensor:
     return torch.where(w.abs() > 0, signed, 0.0)
 
 
+def opmath_dtype(tensors: list[Tensor]) -> torch.dtype:
+    """The precision in which eager kernels apply a Python number to ``tensors``: float64 if any is
+    float64, else float32 (torch rounds a scalar to its "opmath" type: float32 for float32 and the
+    16-bit types). A per-step number precomputed in double and given to compiled loops in this dtype
+    has the value the eager kernel uses, and the loops load it without converting it per vector."""
+    return torch.float64 if any(t.dtype == torch.float64 for t in tensors) else torch.float32
+
+
 def add_scaled(x: Tensor, y: Tensor, alpha: Scalar) -> Tensor:
     """``x + alpha * y`` as a new tensor."""
     if isinstance(alpha, Tensor):
