@@ -11,11 +11,13 @@ state once, without temporaries.
 How the compiled step stays valid:
 
 * Numbers that may change between steps (``lr``, ``weight_decay``, ``l1_decay``) enter the graph
-  as 0-dim float64 tensors, filled in place before every call, so LR schedulers never trigger a
-  recompile. A strength that is exactly ``0`` enters as the Python number ``0`` instead, which
-  leaves its rule out of the graph, as on the eager path; whether it is zero is part of the layout.
-  Values derived from them that would cost a ``pow`` per element inside the compiled loops (Adam's
-  bias corrections) are computed once per step by the optimizer and passed as a small tensor.
+  as 0-dim float64 tensors (:attr:`FusedGroup.scalar_dtype`), filled in place before every call, so
+  LR schedulers never trigger a recompile. A strength that is exactly ``0`` enters as the Python
+  number ``0`` instead, which leaves its rule out of the graph, as on the eager path; whether it is
+  zero is part of the layout. Values derived from them that would cost a ``pow`` per element
+  inside the compiled loops (Adam's bias corrections) are computed once per step by the optimizer
+  and passed as a small tensor, in the weights' opmath dtype: Inductor converts a float64 input to
+  float32 inside the vector loop, once per vector.
 * Everything else in a group (momentum, betas, eps, rule, scale convention, nesterov, maximize,
   initial lr, which parameters have a gradient) is the *layout*. Each layout gets its own compiled
   function with its own code object, so dynamo's per-code-object recompile limit is never shared
