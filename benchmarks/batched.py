@@ -132,9 +132,11 @@ class Subject:
         run.train_step(data.x_train[index], data.y_train[index], epoch=1, step=1)
 
 
-def speedup_key(kind: str, thread_count: int, figure: str = "speedup") -> str:
-    """``speedup@2`` for the eager stacked step (the key earlier results have), ``compiled_speedup@2`` for the compiled one."""
-    return f"{figure}@{thread_count}" if kind == "stacked" else f"{kind}_{figure}@{thread_count}"
+def speedup_key(kind: str, thread_count: int | None = None, figure: str = "speedup") -> str:
+    """``speedup@2`` for the eager stacked step (the keys earlier results have), ``compiled_speedup@2``
+    for the compiled one; without ``thread_count`` (whole epochs, 1 thread) ``speedup`` / ``compiled_speedup``."""
+    key = figure if kind == "stacked" else f"{kind}_{figure}"
+    return key if thread_count is None else f"{key}@{thread_count}"
 
 
 def measure_steps(subject: Subject, thread_counts: list[int], rounds: int, steps: int, log: Any) -> dict[str, Any]:
@@ -166,13 +168,14 @@ def measure_steps(subject: Subject, thread_counts: list[int], rounds: int, steps
         "per_round_s": per_round,
     }
     for candidate in candidates[1:]:
-        kind, t = candidate.split("@")[0], int(candidate.split("@")[1])
+        kind, threads_text = candidate.split("@")
+        t = int(threads_text)
         stacked = per_round[candidate]
         ratios = [count * s / b for s, b in zip(per_round["single@1"], stacked, strict=True)]
         out[f"{kind}_step_s@{t}"] = statistics.median(stacked)
         out[f"{kind}_config_steps_per_s@{t}"] = count / statistics.median(stacked)
         out[speedup_key(kind, t)] = statistics.median(ratios)
-        out[speedup_key(kind, t, "speedup_range")] = [min(ratios), max(ratios)]
+        out[speedup_key(kind, t, figure="speedup_range")] = [min(ratios), max(ratios)]
     return out
 
 
@@ -204,10 +207,9 @@ def measure_epochs(subject: Subject, rounds: int, log: Any) -> dict[str, Any]:
         "single_config_epochs_per_s": 1 / statistics.median(alone),
     }
     for name in groups:
-        prefix = "" if name == "stacked" else f"{name}_"
         out[f"{name}_epoch_s_per_config"] = statistics.median(per_config[name])
         out[f"{name}_config_epochs_per_s"] = 1 / statistics.median(per_config[name])
-        out[f"{prefix}speedup"] = statistics.median(a / b for a, b in zip(alone, per_config[name], strict=True))
+        out[speedup_key(name)] = statistics.median(a / b for a, b in zip(alone, per_config[name], strict=True))
     return out
 
 

@@ -200,15 +200,11 @@ class RayExecutor:
         if self.stack:
             from decaylab.sandbox import batched  # torch.func loads only when stacking is asked for
 
-            if self.planner is None:
-                self.planner = batched.shard_plan
-            if self.shard_executor is None:
-                self.shard_executor = batched.BatchedExecutor(compile=self.compile)
+            self.planner = self.planner or batched.shard_plan
+            self.shard_executor = self.shard_executor or batched.BatchedExecutor(compile=self.compile)
         else:
-            if self.planner is None:
-                self.planner = shard_plan
-            if self.shard_executor is None:
-                self.shard_executor = LocalExecutor()
+            self.planner = self.planner or shard_plan
+            self.shard_executor = self.shard_executor or LocalExecutor()
         if self.num_cpus is not None and (isinstance(self.num_cpus, bool) or self.num_cpus < 1):
             raise ValueError(f"num_cpus: expected a whole number >= 1, got {self.num_cpus!r}")
         if isinstance(self.cpus_per_shard, bool) or not isinstance(self.cpus_per_shard, int) or self.cpus_per_shard < 1:
