@@ -73,6 +73,14 @@ class Bandwidth:
         return self.bytes_per_second / 1e9
 
 
+# The streams each bandwidth kernel reads and writes, per element, as a step's traffic.
+KERNEL_TRAFFIC = {
+    "scale": Traffic(reads=1, writes=1),
+    "add": Traffic(reads=2, writes=1),
+    "fma": Traffic(reads=3, writes=1),
+}
+
+
 def _no_wait() -> None:
     return None
 
@@ -134,13 +142,13 @@ class BandwidthMeter:
         a3, b3, c3 = pool[:third], pool[third : 2 * third], pool[2 * third : 3 * third]
         b3.fill_(0.0)  # a += 0 * c keeps the values (and away from overflow or denormals)
         b2.fill_(0.0)
-        kernels = {
-            "scale": (lambda: pool.mul_(1.0), 2 * n),
-            "add": (lambda: a2.add_(b2), 3 * half),
-            "fma": (lambda: a3.addcmul_(b3, c3), 4 * third),
+        kernels = {  # each kernel and the elements of each of its streams
+            "scale": (lambda: pool.mul_(1.0), n),
+            "add": (lambda: a2.add_(b2), half),
+            "fma": (lambda: a3.addcmul_(b3, c3), third),
         }
         per_kernel = {
-            name: elements * FLOAT_BYTES / call_seconds(fn, repeats, 1, self._device)
+            name: KERNEL_TRAFFIC[name].bytes_moved(elements) / call_seconds(fn, repeats, 1, self._device)
             for name, (fn, elements) in kernels.items()
         }
         best = max(per_kernel, key=per_kernel.__getitem__)
@@ -151,3 +159,19 @@ class BandwidthMeter:
 def floor_seconds(traffic: Traffic, numel: int, bandwidth: Bandwidth) -> float:
     """The time to move the step's bytes at the measured in-place bandwidth."""
     return traffic.bytes_moved(numel) / bandwidth.bytes_per_second
+
+
+def same_streams_kernel(traffic: Traffic) -> str | None:
+    """The bandwidth kernel that reads and writes as many streams as ``traffic`` (the penalty's
+    ``g += f(w)`` is ``add``'s ``a += b``), or None. The floor uses the *best* kernel, which on
+    some machines is a kernel with fewer streams; a step's time against the kernel with its own
+    streams says how much of its distance to the floor any code moving those streams would have."""
+    return next((name for name, t in KERNEL_TRAFFIC.items() if t == traffic), None)
+
+
+def same_streams_seconds(traffic: Traffic, numel: int, bandwidth: Bandwidth) -> float | None:
+    """The time :func:`same_streams_kernel` takes to move the step's bytes, or None if there is none."""
+    kernel = same_streams_kernel(traffic)
+    if kernel is None:
+        return None
+    return traffic.bytes_moved(numel) / bandwidth.per_kernel[kernel]

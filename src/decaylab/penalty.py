@@ -147,17 +147,19 @@ class WeightRegularization:
         check_optional_bool("fused", fused)
         if fused and foreach:
             raise ValueError("fused=True and foreach=True are mutually exclusive; pass only one of them")
-        if fused:
+        grads = [w.grad for w in self.params]
+        if fused:  # one cheap pass each: this runs every step, and the step itself is ~10 ms at ResNet-50 size
             check_fusable_params(self.params, "add_to_grad(fused=True)")
+            for g in grads:
+                if g is not None and g.layout != torch.strided:
+                    raise TypeError(f"add_to_grad(fused=True) needs dense gradients, got layout {g.layout}")
+        if any(g is None for g in grads):  # as after autograd's backward: every covered parameter has a .grad
             for w in self.params:
-                if w.grad is not None and w.grad.layout != torch.strided:
-                    raise TypeError(f"add_to_grad(fused=True) needs dense gradients, got layout {w.grad.layout}")
-        for w in self.params:  # as after autograd's backward: every covered parameter has a .grad
-            if w.grad is None:
-                w.grad = torch.zeros_like(w)
+                if w.grad is None:
+                    w.grad = torch.zeros_like(w)
+            grads = [w.grad for w in self.params]
         if self.weight_decay == 0 or not self.params:
             return
-        grads = [w.grad for w in self.params]
         if not fused:
             add_penalty_grad_(grads, self.params, self.weight_decay, self.p, foreach=bool(foreach))
             return

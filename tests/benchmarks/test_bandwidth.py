@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from benchmarks.bandwidth import Bandwidth, BandwidthMeter, floor_seconds
+from benchmarks.bandwidth import Bandwidth, BandwidthMeter, floor_seconds, same_streams_kernel, same_streams_seconds
 from benchmarks.cases import ADAMW_TRAFFIC, PENALTY_TRAFFIC, SGD_TRAFFIC
 
 
@@ -35,3 +35,13 @@ def test_meter_reports_the_best_kernel_and_leaves_its_buffer_intact(footprint: i
     assert all(math.isfinite(v) for v in bw.per_kernel.values())
     assert bw.footprint_bytes == max(12, footprint)
     assert torch.equal(meter._pool, torch.ones_like(meter._pool))  # nothing drifted toward overflow
+
+
+def test_the_same_streams_kernel_is_the_one_moving_as_many_streams() -> None:
+    assert same_streams_kernel(PENALTY_TRAFFIC) == "add"  # g += f(w) reads two streams and writes one, as a += b
+    assert same_streams_kernel(SGD_TRAFFIC) is None  # no kernel reads three and writes two
+    assert same_streams_kernel(ADAMW_TRAFFIC) is None
+    bw = Bandwidth(footprint_bytes=1, bytes_per_second=3e10, kernel="scale", per_kernel={"scale": 3e10, "add": 2e10})
+    assert same_streams_seconds(PENALTY_TRAFFIC, 1_000_000, bw) == pytest.approx(12e6 / 2e10)
+    assert floor_seconds(PENALTY_TRAFFIC, 1_000_000, bw) == pytest.approx(12e6 / 3e10)  # the floor: the best kernel
+    assert same_streams_seconds(SGD_TRAFFIC, 1_000_000, bw) is None

@@ -129,6 +129,10 @@ def test_quick_run_writes_table_and_json(tmp_path: Path, capsys: pytest.CaptureF
     assert rows["decaylab:SGDW:toward_reference:foreach"]["bytes_moved"] == 6 * 12_730 * 4  # reads w_ref too
     assert all(r["step_ms"] > 0 and r["floor_ms"] > 0 and r["x_floor"] > 0 for r in rows.values())
     assert rows["decaylab:add_to_grad:p=2:loop"]["peak_bytes"] == 0  # in place: no temporaries
+    penalty = rows["decaylab:add_to_grad:p=2:loop"]
+    assert penalty["same_streams_kernel"] == "add"
+    assert 0 < penalty["x_same_streams"] <= penalty["x_floor"]  # the floor's kernel is the fastest, round by round
+    assert "x_same_streams" not in sgdw  # no bandwidth kernel moves SGD's five streams
     printed = capsys.readouterr().out
     assert "x floor" in printed and "load average before" in printed
 
@@ -178,6 +182,8 @@ def test_targets_are_judged_on_fused_rows_and_the_best_penalty_mode() -> None:
             "impl": "loop",
             "key": "d",
             "x_floor": 1.15,
+            "same_streams_kernel": "add",
+            "x_same_streams": 1.05,
             "rule": "p=2",
         },
         {
@@ -190,5 +196,11 @@ def test_targets_are_judged_on_fused_rows_and_the_best_penalty_mode() -> None:
             "rule": "p=2",
         },
     ]
-    verdicts = {t["row"]: t["met"] for t in run.targets({"rows": rows})}
-    assert verdicts == {"a": True, "b": False, "d": True}
+    judged = run.targets({"rows": rows})
+    assert {t["row"]: t["met"] for t in judged} == {"a": True, "b": False, "d": True}
+    penalty = next(t for t in judged if t["row"] == "d")
+    assert (penalty["same_streams_kernel"], penalty["x_same_streams"]) == ("add", 1.05)  # carried to the summary
+    machine = {"cpu": "x", "logical_cpus": 2, "torch": "2", "torch_threads": 1}
+    machine |= {"load_average_before": (0, 0, 0), "load_average_after": (0, 0, 0)}
+    line = run.summary({"machine": machine, "sizes": {"resnet50": {"targets": judged}}})
+    assert "d: x floor 1.15 (x the add kernel, same streams: 1.05) -> met" in line
