@@ -151,7 +151,7 @@ class WeightRegularization:
         if fused:  # one cheap pass each: this runs every step, and the step itself is ~10 ms at ResNet-50 size
             check_fusable_params(self.params, "add_to_grad(fused=True)")
             for g in grads:
-                if g is not None and g.layout != torch.strided:
+                if g is not None and g.layout is not torch.strided:
                     raise TypeError(f"add_to_grad(fused=True) needs dense gradients, got layout {g.layout}")
         if any(g is None for g in grads):  # as after autograd's backward: every covered parameter has a .grad
             for w in self.params:
