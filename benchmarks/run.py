@@ -135,14 +135,13 @@ def measure_family(
         floors = [floor_seconds(c.traffic, ws.numel, bw) for bw in bandwidth[f]]
         ratios = [t / fl for t, fl in zip(times[c.key], floors, strict=True)]
         kernel = same_streams_kernel(c.traffic)
+        same_streams = {}
         if kernel is not None:
             same = [same_streams_seconds(c.traffic, ws.numel, bw) for bw in bandwidth[f]]
-            per_kernel = {
+            same_streams = {
                 "same_streams_kernel": kernel,
                 "x_same_streams": statistics.median(t / k for t, k in zip(times[c.key], same, strict=True)),
             }
-        else:
-            per_kernel = {}
         rows.append(
             {
                 "family": family,
@@ -156,7 +155,7 @@ def measure_family(
                 "rounds_ms": [1e3 * t for t in times[c.key]],
                 "floor_ms": 1e3 * statistics.median(floors),
                 "x_floor": statistics.median(ratios),
-                **per_kernel,
+                **same_streams,
                 "bytes_moved": c.traffic.bytes_moved(ws.numel),
                 "footprint_bytes": f,
                 "peak_bytes": memory.peak_bytes,
@@ -372,12 +371,12 @@ def summary(report: dict[str, Any]) -> str:
     ]
     for size, info in report["sizes"].items():
         for t in info.get("targets", []):
-            x_torch = "" if t.get("x_torch") is None else f", x torch {t['x_torch']:.2f}"
-            x_torch += "" if t.get("x_base") is None else f" (x its plain step {t['x_base']:.2f})"
+            beside = "" if t.get("x_torch") is None else f", x torch {t['x_torch']:.2f}"
+            beside += "" if t.get("x_base") is None else f" (x its plain step {t['x_base']:.2f})"
             if t.get("x_same_streams") is not None:
-                x_torch += f" (x the {t['same_streams_kernel']} kernel, same streams: {t['x_same_streams']:.2f})"
+                beside += f" (x the {t['same_streams_kernel']} kernel, same streams: {t['x_same_streams']:.2f})"
             lines.append(
-                f"target [{size}] {t['row']}: x floor {t['x_floor']:.2f}{x_torch} -> {'met' if t['met'] else 'NOT met'}"
+                f"target [{size}] {t['row']}: x floor {t['x_floor']:.2f}{beside} -> {'met' if t['met'] else 'NOT met'}"
             )
     for entry in report.get("compile_study", []):
         cold, warm = entry["cold"], entry["warm"]

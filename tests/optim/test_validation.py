@@ -223,3 +223,13 @@ def test_wrapper_bad_group_option_is_reported_before_the_inner_step() -> None:
     inner = torch.optim.SGD([{"params": [ps[0]]}, {"params": [ps[1]], "decay_weight_decay": -0.5}], lr=0.1)
     with pytest.raises(ValueError, match="^decay_weight_decay: expected a finite number >= 0"):
         DecayWrapper(inner)
+
+
+@pytest.mark.parametrize(
+    ("name", "argument"),
+    [("SGD", "nesterov"), ("SGDW", "nesterov"), ("AdamW", "amsgrad"), ("SGD", "maximize"), ("AdamW", "maximize")],
+)
+@pytest.mark.parametrize("value", ["yes", 1, None])
+def test_switches_take_true_or_false_only(name: str, argument: str, value: object) -> None:
+    with pytest.raises(TypeError, match=rf"^{argument}: expected True or False, got {value!r}"):
+        CONSTRUCTORS[name](fresh(), **{argument: value})

@@ -30,7 +30,7 @@ from decaylab.optim._decay import (
     references_for,
     resolve_references,
 )
-from decaylab.optim._validation import check_no_sparse_grads, check_optional_bool
+from decaylab.optim._validation import check_bool, check_no_sparse_grads, check_optional_bool
 from decaylab.optim.fused import FusedGroup, FusedStep, check_fusable_params
 
 TensorLists = tuple[list[Tensor] | None, ...]
@@ -119,8 +119,7 @@ class ValidatedOptimizer(Optimizer):
         """Raise ValueError/TypeError naming the key if ``group`` holds an invalid value."""
         check_optional_bool("foreach", group.get("foreach"))
         check_fused_flags(group)
-        if not isinstance(group.get("maximize", False), bool):
-            raise TypeError(f"maximize: expected True or False, got {group['maximize']!r}")
+        check_bool("maximize", group.get("maximize", False))
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
         params = _group_params(param_group)

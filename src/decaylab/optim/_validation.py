@@ -45,6 +45,11 @@ def check_choice(name: str, value: Any, allowed: Iterable[Any]) -> Any:
     return value
 
 
+def check_bool(name: str, value: Any) -> None:
+    if not isinstance(value, bool):
+        raise TypeError(f"{name}: expected True or False, got {value!r}")
+
+
 def check_optional_bool(name: str, value: Any) -> None:
     if value is not None and not isinstance(value, bool):
         raise TypeError(f"{name}: expected True, False or None, got {value!r}")

@@ -10,6 +10,7 @@ from torch import Tensor
 from decaylab.optim._base import DecoupledOptimizer, TensorLists, zeros_state_like
 from decaylab.optim._decay import ReferenceSource, decay_after_update, decay_before_update
 from decaylab.optim._validation import (
+    check_bool,
     check_l1_decay_needs_elastic_net,
     check_nonnegative,
     check_unit_interval,
@@ -84,8 +85,7 @@ class AdamW(DecoupledOptimizer):
             raise TypeError(f"betas: expected a pair (beta1, beta2), got {betas!r}")
         check_unit_interval("betas[0]", betas[0])
         check_unit_interval("betas[1]", betas[1])
-        if not isinstance(group["amsgrad"], bool):
-            raise TypeError(f"amsgrad: expected True or False, got {group['amsgrad']!r}")
+        check_bool("amsgrad", group["amsgrad"])
 
     def _gather_state(self, group: dict[str, Any], params: list[torch.Tensor]) -> tuple[list, list, list, list]:
         exp_avgs, exp_avg_sqs, max_exp_avg_sqs, steps = [], [], [], []

@@ -9,7 +9,12 @@ from torch import Tensor
 
 from decaylab.optim._base import DecoupledOptimizer, TensorLists, ValidatedOptimizer
 from decaylab.optim._decay import ReferenceSource, decay_after_update, decay_before_update
-from decaylab.optim._validation import check_l1_decay_needs_elastic_net, check_nonnegative, rule_from_weight_norm
+from decaylab.optim._validation import (
+    check_bool,
+    check_l1_decay_needs_elastic_net,
+    check_nonnegative,
+    rule_from_weight_norm,
+)
 from decaylab.optim.functional import oriented_gradients, sgd_step
 from decaylab.rules import coupled_l2, coupled_l2_
 from decaylab.rules._scalar import is_zero
@@ -19,8 +24,7 @@ def _check_momentum_options(group: dict[str, Any]) -> None:
     check_nonnegative("lr", group["lr"])
     momentum = check_nonnegative("momentum", group["momentum"])
     dampening = check_nonnegative("dampening", group["dampening"])
-    if not isinstance(group["nesterov"], bool):
-        raise TypeError(f"nesterov: expected True or False, got {group['nesterov']!r}")
+    check_bool("nesterov", group["nesterov"])
     if group["nesterov"] and (momentum <= 0 or dampening != 0):
         raise ValueError(
             f"nesterov=True requires momentum > 0 and dampening = 0 (got momentum={group['momentum']!r}, "

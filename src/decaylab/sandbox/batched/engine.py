@@ -34,6 +34,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from decaylab.optim._validation import check_bool
 from decaylab.rules import RULES_NEEDING_REFERENCE
 from decaylab.sandbox.batched.compiled import CompiledGradients
 from decaylab.sandbox.batched.stacked import StackedModel
@@ -150,8 +151,7 @@ class StackedGroup:
     """
 
     def __init__(self, jobs: Sequence[Job], *, compile: bool = False) -> None:
-        if not isinstance(compile, bool):
-            raise TypeError(f"compile: expected True or False, got {compile!r}")
+        check_bool("compile", compile)
         self.compiled_gradients: CompiledGradients | None = None
         self.jobs: list[Job] = []
         self.runs: list[Run] = []

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
+from decaylab.optim._validation import check_bool
 from decaylab.sandbox.batched.engine import StackedGroup, failure
 from decaylab.sandbox.batched.plan import MAX_SIZE, PLANS, Batch, PlanTiming, decide, group_jobs, time_plans
 from decaylab.sandbox.runner import EpochDone, Event, Job, run_job
@@ -60,8 +61,7 @@ class BatchedExecutor:
     def __post_init__(self) -> None:
         if self.plan not in PLANS:
             raise ValueError(f"plan: unknown plan {self.plan!r}; choose from {', '.join(PLANS)}")
-        if not isinstance(self.compile, bool):
-            raise TypeError(f"compile: expected True or False, got {self.compile!r}")
+        check_bool("compile", self.compile)
 
     def run(self, jobs: Sequence[Job]) -> Iterator[Event]:
         for group in group_jobs(jobs, self.max_size):

@@ -36,6 +36,7 @@ from pathlib import Path
 
 import torch
 
+from decaylab.optim._validation import check_bool
 from decaylab.sandbox.runner import Job
 from decaylab.sandbox.train import FIELDS, DivergedError, Run
 
@@ -254,8 +255,7 @@ def decide(
     compiled steps are faster still where stacking pays (linear layers) and about the same for
     convolutions.
     """
-    if not isinstance(compile, bool):
-        raise TypeError(f"compile: expected True or False, got {compile!r}")
+    check_bool("compile", compile)
     if plan not in PLANS:
         raise ValueError(f"plan: unknown plan {plan!r}; choose from {', '.join(PLANS)}")
     jobs = tuple(jobs)
